@@ -42,7 +42,8 @@ def _export(args: argparse.Namespace) -> int:
         stale = diff_schema_dir(out)
         if stale:
             print(
-                "contract schema is stale: " + ", ".join(stale)
+                "contract schema is stale: "
+                + ", ".join(stale)
                 + "\nrun: shuxin contract export-schema",
                 file=sys.stderr,
             )

@@ -10,6 +10,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the `edge` command group."""
-    parser = subparsers.add_parser("edge", help="the station edge agent (BLE sensors, simulator, sessions, outbox)")
+    parser = subparsers.add_parser(
+        "edge", help="the station edge agent (BLE sensors, simulator, sessions, outbox)"
+    )
     parser.add_subparsers(title="edge commands", metavar="ACTION")
     parser.set_defaults(handler=lambda _args: (parser.print_help(), 0)[1])

@@ -10,6 +10,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the `gateway` command group."""
-    parser = subparsers.add_parser("gateway", help="central ingest (MQTT → time-series and SQL stores)")
+    parser = subparsers.add_parser(
+        "gateway", help="central ingest (MQTT → time-series and SQL stores)"
+    )
     parser.add_subparsers(title="gateway commands", metavar="ACTION")
     parser.set_defaults(handler=lambda _args: (parser.print_help(), 0)[1])

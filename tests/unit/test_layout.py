@@ -85,8 +85,17 @@ def test_ruff_bans_bare_component_imports(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import edge\nfrom gateway import x\nimport dashboard_api.y\n", encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--select", "TID251", "--config",
-         str(ROOT / "pyproject.toml"), str(bad)],
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "TID251",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            str(bad),
+        ],
         capture_output=True,
         text=True,
     )
