@@ -93,9 +93,7 @@ def test_everything_arrives_across_a_broker_outage(
         outbox = Outbox(tmp_path / "outbox.sqlite3")
         collector = Collector()
         gw_user, gw_password = broker.credentials(broker.gateway_user)
-        collect = asyncio.create_task(
-            collector.run(broker.host, broker.port, gw_user, gw_password)
-        )
+        collect = asyncio.create_task(collector.run(broker.host, broker.port, gw_user, gw_password))
         await asyncio.wait_for(collector.ready.wait(), 10)
         publisher = OutboxPublisher(
             STATION, outbox, _settings(broker), backoff=Backoff(initial_s=0.1, cap_s=0.5)
@@ -159,9 +157,7 @@ def test_sigkill_of_the_agent_loses_nothing(
     async def scenario() -> None:
         collector = Collector()
         gw_user, gw_password = broker.credentials(broker.gateway_user)
-        collect = asyncio.create_task(
-            collector.run(broker.host, broker.port, gw_user, gw_password)
-        )
+        collect = asyncio.create_task(collector.run(broker.host, broker.port, gw_user, gw_password))
         await asyncio.wait_for(collector.ready.wait(), 10)
         ctx = multiprocessing.get_context("spawn")
         proc = ctx.Process(
