@@ -1,0 +1,158 @@
+"""A Mosquitto 2.x broker for tests: generated config, password file and per-station ACL.
+
+The config comes from :mod:`shuxin.gateway.broker_config`, the same renderer the gateway's
+deployment uses. Every station id is also a user; ``gateway`` is a reader of ``shuxin/v1/#``.
+Passwords are random per instance. Persistence writes the database after every change
+(``autosave_on_changes``, interval 1) so a retained message survives a SIGKILL once the broker
+has handled it. Never uses the system service, its config or its port 1883.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from shuxin.gateway.broker_config import (
+    MosquittoConfig,
+    render_acl,
+    render_mosquitto_conf,
+    render_password_file,
+)
+
+from ._process import LOOPBACK, ServerHandle, ServerProcess, find_binary, free_ports
+
+DEFAULT_STATIONS: tuple[str, ...] = ("st-a", "st-b")
+GATEWAY_USER = "gateway"
+
+
+def _remaining_length(length: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, length = length % 128, length // 128
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(out)
+
+
+def _utf8_field(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return len(data).to_bytes(2, "big") + data
+
+
+def mqtt_login_ok(host: str, port: int, username: str, password: str) -> bool:
+    """Connect with MQTT 3.1.1 and return True when the CONNACK accepts ``username``.
+
+    A raw-socket probe (no client library, no thread): readiness means the broker is ours,
+    read its password file and answers on the port, not merely that something listens there.
+    """
+    variable = _utf8_field("MQTT") + bytes([4, 0xC2]) + (5).to_bytes(2, "big")
+    payload = _utf8_field("shuxin-ready-probe") + _utf8_field(username) + _utf8_field(password)
+    body = variable + payload
+    packet = bytes([0x10]) + _remaining_length(len(body)) + body
+    with socket.create_connection((host, port), timeout=1.0) as sock:
+        sock.sendall(packet)
+        connack = b""
+        while len(connack) < 4:
+            chunk = sock.recv(4 - len(connack))
+            if not chunk:
+                return False
+            connack += chunk
+        accepted = connack[0] == 0x20 and connack[3] == 0
+        if accepted:
+            sock.sendall(b"\xe0\x00")  # DISCONNECT: no last will, clean log line
+        return accepted
+
+
+class MosquittoServer(ServerHandle):
+    """Handle on one test broker.
+
+    Attributes
+    ----------
+    host, port : str, int
+        The loopback listener.
+    users : dict[str, str]
+        User name → password for every station and the gateway.
+    stations : tuple[str, ...]
+        Station ids (each is also a user name, confined to ``shuxin/v1/<id>/#``).
+    gateway_user : str
+        The reader user (``shuxin/v1/#``).
+    data_dir : Path
+        Persistence directory (``mosquitto.db``), kept across restarts.
+    config_path, acl_path, password_path, log_path : Path
+        The generated files and the broker's log.
+    """
+
+    name = "mosquitto"
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        stations: Sequence[str] = DEFAULT_STATIONS,
+        gateway_user: str = GATEWAY_USER,
+        per_listener_settings: bool = False,
+        shared: bool = False,
+    ) -> None:
+        super().__init__(root, shared=shared)
+        self.per_listener_settings = per_listener_settings
+        self.binary = find_binary("mosquitto", "mosquitto", "SHUXIN_MOSQUITTO_BIN")
+        self.host = LOOPBACK
+        self.port = 0
+        self.stations = tuple(stations)
+        self.gateway_user = gateway_user
+        self.users = {user: secrets.token_urlsafe(16) for user in (*self.stations, gateway_user)}
+        self.data_dir = root / "data"
+        self.config_path = root / "mosquitto.conf"
+        self.acl_path = root / "acl"
+        self.password_path = root / "passwd"
+        self.log_path = root / "mosquitto.log"
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:<port>``."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        """The persistence file Mosquitto writes (retained messages, sessions)."""
+        return self.data_dir / "mosquitto.db"
+
+    def credentials(self, user: str) -> tuple[str, str]:
+        """``(username, password)`` for a station id or the gateway user."""
+        return user, self.users[user]
+
+    def _assign_ports(self) -> None:
+        (self.port,) = free_ports(1)
+
+    def _make_process(self) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.password_path.write_text(render_password_file(self.users), encoding="utf-8")
+        self.password_path.chmod(0o600)
+        self.acl_path.write_text(render_acl(self.stations, [self.gateway_user]), encoding="utf-8")
+        config = MosquittoConfig(
+            host=self.host,
+            port=self.port,
+            password_file=self.password_path,
+            acl_file=self.acl_path,
+            data_dir=self.data_dir,
+            per_listener_settings=self.per_listener_settings,
+            log_types=("all",),  # includes "Denied PUBLISH …" lines for failing tests
+            autosave_interval=1,
+            autosave_on_changes=True,
+            # As root, Mosquitto would drop to the `mosquitto` user, which cannot read the
+            # private pytest temp dir: stay the current user.
+            run_as_user=getpass.getuser() if os.geteuid() == 0 else None,
+        )
+        self.config_path.write_text(render_mosquitto_conf(config), encoding="utf-8")
+        user, password = self.credentials(self.gateway_user)
+        return ServerProcess(
+            self.name,
+            [self.binary, "-c", str(self.config_path)],
+            self.log_path,
+            lambda: mqtt_login_ok(self.host, self.port, user, password),
+            cwd=self.root,
+        )
