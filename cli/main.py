@@ -14,6 +14,7 @@ from importlib import metadata
 
 from shuxin.cli import analyze_cmd, contract_cmd
 from shuxin.dashboard_api import commands as api_commands
+from shuxin.edge import ble_commands
 from shuxin.edge import commands as edge_commands
 from shuxin.gateway import commands as gateway_commands
 
@@ -24,6 +25,7 @@ Handler = Callable[[argparse.Namespace], int]
 _REGISTRARS = (
     analyze_cmd.register,
     edge_commands.register,
+    ble_commands.register,
     gateway_commands.register,
     api_commands.register,
     contract_cmd.register,
