@@ -28,6 +28,7 @@ from shuxin.contract.codec import encode
 from shuxin.contract.messages import StationStatus
 from shuxin.contract.topics import station_status_topic
 from shuxin.edge.outbox import Outbox, OutboxItem
+from shuxin.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,6 @@ class BrokerSettings:
     password: str | None = None
     keepalive_s: int = 30
     tls: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter (AWS architecture blog, 2015)."""
-
-    initial_s: float = 0.5
-    cap_s: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Return the wait before reconnect ``attempt`` (0-based)."""
-        ceiling = min(self.cap_s, self.initial_s * self.factor**attempt)
-        return rng.uniform(0.0, ceiling)
 
 
 @dataclass(slots=True)

@@ -59,8 +59,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shuxin.contract.topics import ALL_STATIONS_FILTER, PREFIX, shared_subscription
-from shuxin.gateway.backoff import Backoff
 from shuxin.gateway.ingest import Outcome, Received
+from shuxin.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

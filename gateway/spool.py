@@ -36,9 +36,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from shuxin.gateway.backoff import Backoff
 from shuxin.gateway.errors import SpoolError, StoreRejectedError, StoreUnavailableError
 from shuxin.gateway.timeseries import FieldValue, Point, TimeSeriesStore
+from shuxin.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

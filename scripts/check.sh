@@ -9,7 +9,7 @@ echo "==> ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 echo "==> mypy (strict)"
-"$PY" -m mypy -p shuxin.contract -p shuxin.cli -p shuxin.signal -p shuxin.edge -p shuxin.gateway -p shuxin.dashboard_api
+"$PY" -m mypy -p shuxin.contract -p shuxin.cli -p shuxin.runtime -p shuxin.signal -p shuxin.edge -p shuxin.gateway -p shuxin.dashboard_api
 echo "==> contract schema up to date"
 "$PY" -m shuxin.cli contract export-schema --check
 echo "==> pytest"

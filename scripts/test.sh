@@ -47,6 +47,10 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 echo "==> installing shuxin with dev extras (editable, strict)"
 "$VENV/bin/python" -m pip install -q -e ".[dev]" --config-settings editable_mode=strict
+# Real recordings for the signal validation tests ship inside these packages; their declared
+# dependencies (dask, xarray, nilearn, ...) are not needed to read the data files.
+echo "==> installing validation data packages (no dependencies)"
+"$VENV/bin/python" -m pip install -q --no-deps "pyphysio>=3" "biosignalsnotebooks>=0.6"
 
 # --- lint → types → tests ---------------------------------------------------------------
 exec env PATH="$PWD/$VENV/bin:$PATH" scripts/check.sh "$@"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE_FOLDERS = {"edge", "gateway", "signal", "dashboard_api", "contract", "cli"}
+CODE_FOLDERS = {"edge", "gateway", "signal", "dashboard_api", "contract", "cli", "runtime"}
 
 
 def _package_dir() -> dict[str, str]:

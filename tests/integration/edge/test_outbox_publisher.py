@@ -19,7 +19,8 @@ from shuxin.contract.codec import decode, encode
 from shuxin.contract.messages import ClockInfo, RrMessage, StationStatus
 from shuxin.contract.topics import SessionTopic, session_topic
 from shuxin.edge.outbox import Outbox
-from shuxin.edge.outbox_publisher import Backoff, BrokerSettings, OutboxPublisher
+from shuxin.edge.outbox_publisher import BrokerSettings, OutboxPublisher
+from shuxin.runtime.backoff import Backoff
 
 pytestmark = pytest.mark.integration
 

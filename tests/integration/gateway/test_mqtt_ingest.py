@@ -18,7 +18,6 @@ import aiomqtt
 import pytest
 
 from shuxin.contract.topics import session_topic, station_status_topic
-from shuxin.gateway.backoff import Backoff
 from shuxin.gateway.dedupe import SqliteSeqLedger
 from shuxin.gateway.errors import SpoolError
 from shuxin.gateway.ingest import Accepted, Ingest, MessageSink
@@ -28,6 +27,7 @@ from shuxin.gateway.spool import Spool, SpoolingWriter
 from shuxin.gateway.store_influx import InfluxMode, InfluxSettings, InfluxStore
 from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.timeseries import TimeSeriesSink, TimeSeriesStore, epoch_us
+from shuxin.runtime.backoff import Backoff
 
 pytestmark = pytest.mark.integration
 

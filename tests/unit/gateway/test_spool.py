@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shuxin.gateway.backoff import Backoff
 from shuxin.gateway.errors import SpoolError, StoreRejectedError, StoreUnavailableError
 from shuxin.gateway.spool import DrainResult, Spool, SpoolingWriter, WriteResult
 from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.timeseries import Point
+from shuxin.runtime.backoff import Backoff
 
 
 class SwitchableStore:

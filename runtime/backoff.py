@@ -1,6 +1,7 @@
-"""Capped exponential backoff with full jitter, shared by the gateway's retry loops.
+"""Capped exponential backoff with full jitter, shared by every retry loop in shuxin.
 
-Used by the MQTT reconnect loop (:mod:`shuxin.gateway.mqtt_ingest`) and the spool drain loop
+Used by the edge's MQTT publisher (:mod:`shuxin.edge.outbox_publisher`), the gateway's MQTT
+reconnect loop (:mod:`shuxin.gateway.mqtt_ingest`) and its spool drain loop
 (:mod:`shuxin.gateway.spool`). "Full jitter" (AWS Architecture Blog, "Exponential Backoff And
 Jitter", 2015): the wait before attempt ``n`` is uniform in ``[0, min(cap, initial·factorⁿ)]``,
 so replicas that failed together do not retry together. Pure; it never sleeps itself.
