@@ -1,10 +1,13 @@
-"""`shuxin gateway …`: central ingest (MQTT → time-series and SQL stores).
+"""`shuxin gateway …`: run central ingest; argument handling only.
 
-Argument handling only; heavy imports happen inside handlers.
+Heavy imports happen inside the handlers so `shuxin --help` stays fast.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -13,5 +16,74 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "gateway", help="central ingest (MQTT → time-series and SQL stores)"
     )
-    parser.add_subparsers(title="gateway commands", metavar="ACTION")
+    group = parser.add_subparsers(title="gateway commands", metavar="ACTION")
+    run = group.add_parser(
+        "run",
+        help="subscribe to every station and store what arrives",
+        description=(
+            "Run one gateway replica. Settings come from these flags, from SHUXIN_GATEWAY_* "
+            "environment variables, or from --env-file; flags win. Secrets (the broker "
+            "password, an InfluxDB token) belong in the environment, not on the command line."
+        ),
+    )
+    run.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT (default 127.0.0.1:1883)")
+    run.add_argument("--username", help="broker user (default: gateway)")
+    run.add_argument("--password", help="broker password (prefer SHUXIN_GATEWAY_PASSWORD)")
+    run.add_argument(
+        "--tsdb",
+        metavar="URL",
+        help="sqlite:///PATH | influxdb1://HOST:PORT/DB | influxdb2://HOST:PORT?org=&bucket=",
+    )
+    run.add_argument("--data", type=Path, metavar="DIR", help="spool, dedupe and quarantine")
+    run.add_argument("--client-id", help="MQTT client id, fixed per replica")
+    run.add_argument("--shared-group", help="MQTT 5 shared-subscription group ('' for plain)")
+    run.add_argument("--mqtt-protocol", choices=("auto", "5", "3.1.1"))
+    run.add_argument("--env-file", type=Path, help="read SHUXIN_GATEWAY_* settings from a file")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(handler=_run)
     parser.set_defaults(handler=lambda _args: (parser.print_help(), 0)[1])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from shuxin.gateway.service import build_gateway
+    from shuxin.gateway.settings import GatewaySettings
+    from shuxin.runtime.entry import configure_logging, run_service
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "broker_url": args.broker,
+            "username": args.username,
+            "password": args.password,
+            "tsdb_url": args.tsdb,
+            "data_dir": args.data,
+            "client_id": args.client_id,
+            "shared_group": args.shared_group,
+            "mqtt_protocol": args.mqtt_protocol,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = GatewaySettings(_env_file=args.env_file, **overrides)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(f"shuxin gateway: {where}: {message}", file=sys.stderr)
+        return 2
+    configure_logging(args.verbose)
+    try:
+        service = build_gateway(settings)
+    except (ValueError, OSError) as exc:
+        print(f"shuxin gateway: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        try:
+            await service.run()
+        finally:
+            service.close()
+
+    return run_service(main)

@@ -1,0 +1,100 @@
+"""The gateway's composition root: one function builds the whole ingest graph from settings.
+
+``build_gateway(settings)`` wires the MQTT subscriber → ``Ingest`` (decode, dedupe, quarantine)
+→ ``TimeSeriesSink`` → ``SpoolingWriter`` → the chosen time-series store. ``shuxin gateway run``,
+the demo and the end-to-end tests all build the gateway here (tests may pass their own store).
+No logic of its own beyond choosing and connecting adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shuxin.gateway.dedupe import SqliteSeqLedger
+from shuxin.gateway.ingest import Ingest, MessageSink
+from shuxin.gateway.mqtt_ingest import MqttIngest, MqttIngestSettings
+from shuxin.gateway.quarantine import SqliteQuarantine
+from shuxin.gateway.settings import GatewaySettings, SqliteTsdb, broker_endpoint, parse_tsdb_url
+from shuxin.gateway.spool import Spool, SpoolingWriter
+from shuxin.gateway.store_influx import InfluxStore
+from shuxin.gateway.store_sqlite import SqliteStore
+from shuxin.gateway.timeseries import TimeSeriesSink, TimeSeriesStore
+from shuxin.runtime.backoff import Backoff
+
+
+@dataclass
+class GatewayService:
+    """A built gateway: run it with :meth:`run`, then :meth:`close` it."""
+
+    settings: GatewaySettings
+    store: TimeSeriesStore
+    ledger: SqliteSeqLedger
+    quarantine: SqliteQuarantine
+    spool: Spool
+    writer: SpoolingWriter
+    ingest: Ingest
+    mqtt: MqttIngest
+    _closed: bool = field(default=False, repr=False)
+
+    async def run(self) -> None:
+        """Ingest until cancelled (the MQTT loop and the spool drain loop)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.mqtt.run())
+            group.create_task(self.writer.drain_forever())
+
+    def close(self) -> None:
+        """Close every store the service opened (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for closable in (self.ledger, self.quarantine, self.spool, self.store):
+            with contextlib.suppress(Exception):
+                closable.close()
+
+
+def open_store(settings: GatewaySettings) -> TimeSeriesStore:
+    """Open the time-series store the settings choose."""
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    choice = parse_tsdb_url(settings.tsdb_url, token=token, data_dir=settings.data_dir)
+    if isinstance(choice, SqliteTsdb):
+        choice.path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(choice.path)
+    return InfluxStore(choice)
+
+
+def build_gateway(
+    settings: GatewaySettings,
+    *,
+    store: TimeSeriesStore | None = None,
+    extra_sinks: Sequence[MessageSink] = (),
+    backoff: Backoff | None = None,
+) -> GatewayService:
+    """Build the ingest graph (nothing connects until :meth:`GatewayService.run`)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = broker_endpoint(settings.broker_url)
+    store = store if store is not None else open_store(settings)
+    ledger = SqliteSeqLedger(settings.data_dir / "dedupe.sqlite3")
+    quarantine = SqliteQuarantine(settings.data_dir / "quarantine.sqlite3")
+    spool = Spool(settings.data_dir / "spool.sqlite3")
+    writer = SpoolingWriter(store, spool, backoff=backoff)
+    ingest = Ingest(
+        sinks=[TimeSeriesSink(writer), *extra_sinks], ledger=ledger, quarantine=quarantine
+    )
+    mqtt = MqttIngest(
+        MqttIngestSettings(
+            host=endpoint.host,
+            port=endpoint.port,
+            tls=endpoint.tls,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            client_id=settings.client_id,
+            shared_group=settings.shared_group,
+            protocol=settings.mqtt_protocol,
+        ),
+        ingest,
+        backoff=backoff,
+    )
+    return GatewayService(settings, store, ledger, quarantine, spool, writer, ingest, mqtt)
