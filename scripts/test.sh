@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine: venv, project with dev extras, the Debian servers
-# the integration tests start (mosquitto, influxdb 1.x, victoria-metrics), then lint → types →
-# tests through scripts/check.sh. Extra arguments go to pytest (e.g. scripts/test.sh -k mqtt).
+# the integration tests start (mosquitto, influxdb 1.x, victoria-metrics, postgresql), then
+# lint → types → tests through scripts/check.sh. Extra arguments go to pytest (e.g. scripts/test.sh -k mqtt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,10 @@ for cmd in "${!NEED[@]}"; do
     missing+=("${NEED[$cmd]}")
   fi
 done
+# PostgreSQL's server binaries live in a versioned folder, not on PATH.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -29,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The packages ship services; the tests start their own instances on free ports.
-    for svc in mosquitto influxdb victoria-metrics; do
+    for svc in mosquitto influxdb victoria-metrics postgresql; do
       systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
     done
   else
