@@ -34,6 +34,9 @@ def register(subparsers: Any) -> None:
         metavar="URL",
         help="sqlite:///PATH | influxdb1://HOST:PORT/DB | influxdb2://HOST:PORT?org=&bucket=",
     )
+    run.add_argument(
+        "--sql", metavar="URL", help="SQLAlchemy URL of the SQL store (default: SQLite in --data)"
+    )
     run.add_argument("--data", type=Path, metavar="DIR", help="spool, dedupe and quarantine")
     run.add_argument("--client-id", help="MQTT client id, fixed per replica")
     run.add_argument("--shared-group", help="MQTT 5 shared-subscription group ('' for plain)")
@@ -65,6 +68,10 @@ def _run(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
+    if args.sql is not None:
+        from shuxin.gateway.sql_settings import SqlSettings
+
+        overrides["sql"] = SqlSettings(url=args.sql)
     try:
         settings = GatewaySettings(_env_file=args.env_file, **overrides)
     except ValidationError as exc:

@@ -1,7 +1,8 @@
 """The gateway's composition root: one function builds the whole ingest graph from settings.
 
 ``build_gateway(settings)`` wires the MQTT subscriber → ``Ingest`` (decode, dedupe, quarantine)
-→ ``TimeSeriesSink`` → ``SpoolingWriter`` → the chosen time-series store. ``shuxin gateway run``,
+→ ``TimeSeriesSink`` → ``SpoolingWriter`` → the chosen time-series store, and ``SqlSink`` →
+the SQL store (sessions, events, ratings, station and device health). ``shuxin gateway run``,
 the demo and the end-to-end tests all build the gateway here (tests may pass their own store).
 No logic of its own beyond choosing and connecting adapters.
 """
@@ -19,6 +20,9 @@ from shuxin.gateway.mqtt_ingest import MqttIngest, MqttIngestSettings
 from shuxin.gateway.quarantine import SqliteQuarantine
 from shuxin.gateway.settings import GatewaySettings, SqliteTsdb, broker_endpoint, parse_tsdb_url
 from shuxin.gateway.spool import Spool, SpoolingWriter
+from shuxin.gateway.sql_sink import SqlSink
+from shuxin.gateway.sql_store import SqlStore
+from shuxin.gateway.sql_store import open_store as open_sql_store
 from shuxin.gateway.store_influx import InfluxStore
 from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.timeseries import TimeSeriesSink, TimeSeriesStore
@@ -31,6 +35,7 @@ class GatewayService:
 
     settings: GatewaySettings
     store: TimeSeriesStore
+    sql: SqlStore
     ledger: SqliteSeqLedger
     quarantine: SqliteQuarantine
     spool: Spool
@@ -50,7 +55,7 @@ class GatewayService:
         if self._closed:
             return
         self._closed = True
-        for closable in (self.ledger, self.quarantine, self.spool, self.store):
+        for closable in (self.ledger, self.quarantine, self.spool, self.store, self.sql):
             with contextlib.suppress(Exception):
                 closable.close()
 
@@ -69,6 +74,7 @@ def build_gateway(
     settings: GatewaySettings,
     *,
     store: TimeSeriesStore | None = None,
+    sql: SqlStore | None = None,
     extra_sinks: Sequence[MessageSink] = (),
     backoff: Backoff | None = None,
 ) -> GatewayService:
@@ -76,12 +82,15 @@ def build_gateway(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     endpoint = broker_endpoint(settings.broker_url)
     store = store if store is not None else open_store(settings)
+    sql = sql if sql is not None else open_sql_store(settings.sql, settings.data_dir)
     ledger = SqliteSeqLedger(settings.data_dir / "dedupe.sqlite3")
     quarantine = SqliteQuarantine(settings.data_dir / "quarantine.sqlite3")
     spool = Spool(settings.data_dir / "spool.sqlite3")
     writer = SpoolingWriter(store, spool, backoff=backoff)
     ingest = Ingest(
-        sinks=[TimeSeriesSink(writer), *extra_sinks], ledger=ledger, quarantine=quarantine
+        sinks=[TimeSeriesSink(writer), SqlSink(sql), *extra_sinks],
+        ledger=ledger,
+        quarantine=quarantine,
     )
     mqtt = MqttIngest(
         MqttIngestSettings(
@@ -97,4 +106,4 @@ def build_gateway(
         ingest,
         backoff=backoff,
     )
-    return GatewayService(settings, store, ledger, quarantine, spool, writer, ingest, mqtt)
+    return GatewayService(settings, store, sql, ledger, quarantine, spool, writer, ingest, mqtt)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shuxin.gateway.sql_settings import SqlSettings
 from shuxin.gateway.store_influx import InfluxMode, InfluxSettings
 
 
@@ -49,6 +50,10 @@ class GatewaySettings(BaseSettings):
     )
     influx_token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x token")
     data_dir: Path = Field(default=Path("gateway-data"), description="spool, dedupe, quarantine")
+    sql: SqlSettings = Field(
+        default_factory=SqlSettings,
+        description="the SQL store (SHUXIN_SQL_* variables; default SQLite in DATA_DIR)",
+    )
 
     @field_validator("broker_url")
     @classmethod

@@ -131,3 +131,89 @@ def test_gateway_process_survives_sigkill_with_every_beat_once(
         if gateway.poll() is None:
             gateway.kill()
             gateway.wait(10)
+
+
+def _lifecycle(station: str, session: str, seq: int, event: str) -> bytes:
+    payload: dict[str, Any] = {
+        "schema": 1,
+        "station": station,
+        "session": session,
+        "stream": "lifecycle",
+        "seq": seq,
+        "sent_at": (T0 + timedelta(minutes=seq)).isoformat(),
+        "clock": {"offset_ms": 0.0, "source": "ntp"},
+        "event": event,
+        "subject": "S-7F3K2Q",
+        "protocol": {"id": "rest-only", "version": "1"},
+        "phases": [{"name": "rest", "kind": "rest", "duration_s": 300}],
+        "started_at": T0.isoformat(),
+    }
+    if event != "start":
+        payload["ended_at"] = (T0 + timedelta(minutes=5)).isoformat()
+    return json.dumps(payload).encode()
+
+
+def test_sessions_reach_sql_and_unregistered_stations_are_quarantined(
+    mosquitto_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    from shuxin.gateway.quarantine import SqliteQuarantine
+    from shuxin.gateway.sql_models import OrgUnitKind
+    from shuxin.gateway.sql_settings import SqlSettings
+    from shuxin.gateway.sql_store import open_store
+
+    broker = mosquitto_factory(stations=("st-a", "st-b"))
+    data = tmp_path / "gw"
+    data.mkdir()
+    sql = open_store(SqlSettings(), data)
+    detachment = sql.create_org_unit(OrgUnitKind.DETACHMENT, "ZD01", "测试支队")
+    brigade = sql.create_org_unit(OrgUnitKind.BRIGADE, "DD01", "一大队", detachment.id)
+    unit = sql.create_org_unit(OrgUnitKind.STATION, "ZA", "甲站", brigade.id)
+    sql.register_station("st-a", org_unit_id=unit.id, display_name="甲站")  # st-b is not
+    sql.close()
+
+    log = tmp_path / "gateway.log"
+    gateway = _start_gateway(broker, data, log)
+    publishers = {}
+    try:
+        _wait((data / "dedupe.sqlite3").exists, 20, "the gateway to start")
+        time.sleep(1.0)
+        for station in ("st-a", "st-b"):
+            user, password = broker.credentials(station)
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{station}-pub")
+            client.username_pw_set(user, password)
+            client.connect(broker.host, broker.port)
+            client.loop_start()
+            publishers[station] = client
+            session = f"{station}-20261123-0100"
+            topic = session_topic(station, session, "lifecycle")
+            for seq, event in enumerate(("start", "end")):
+                client.publish(
+                    topic, _lifecycle(station, session, seq, event), qos=1
+                ).wait_for_publish(10)
+
+        def stored() -> bool:
+            store = open_store(SqlSettings(migrate_on_start=False), data)
+            try:
+                return store.get_session("st-a-20261123-0100").status.value == "ended"
+            except Exception:
+                return False
+            finally:
+                store.close()
+
+        _wait(stored, 30, "the session in SQL")
+
+        def quarantined() -> list[str]:
+            box = SqliteQuarantine(data / "quarantine.sqlite3")
+            try:
+                return [r.topic for r in box.recent()]
+            finally:
+                box.close()
+
+        _wait(lambda: len(quarantined()) == 2, 30, "st-b's messages in quarantine")
+        assert all("/st-b/" in topic for topic in quarantined())
+    finally:
+        for client in publishers.values():
+            client.loop_stop()
+            client.disconnect()
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(20)

@@ -1,0 +1,72 @@
+"""The ingest sink that keeps sessions, events, ratings and station/device health in SQL.
+
+Lifecycle messages create or update sessions, events messages add phases, markers, ratings and
+gaps, status messages update presence and device state, and every session-stream message marks
+its station as seen. Everything it calls on :class:`~shuxin.gateway.sql_store.SqlStore` is
+idempotent, so a redelivered batch changes nothing. A message the store can never accept
+(:class:`~shuxin.gateway.sql_errors.SqlDataError`, e.g. an unregistered station) becomes a
+:class:`~shuxin.gateway.errors.StoreRejectedError`, which ingest quarantines with the reason;
+an unreachable database passes through so the batch is retried. Time series are not its job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shuxin.contract.messages import DeviceStatus, EventsMessage, LifecycleMessage, StationStatus
+from shuxin.gateway.errors import StoreRejectedError
+from shuxin.gateway.ingest import Accepted
+from shuxin.gateway.sql_errors import SqlDataError
+from shuxin.gateway.sql_store import SqlStore
+
+
+@dataclass(slots=True)
+class SqlSinkCounters:
+    """What the sink applied, by kind."""
+
+    applied: dict[str, int] = field(default_factory=dict)
+
+    def bump(self, kind: str) -> None:
+        """Count one applied message of ``kind``."""
+        self.applied[kind] = self.applied.get(kind, 0) + 1
+
+
+class SqlSink:
+    """Applies lifecycle, events and status messages to the SQL store."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.counters = SqlSinkCounters()
+
+    def accept(self, messages: Sequence[Accepted]) -> None:
+        """Apply ``messages``; raise ``StoreRejectedError`` for data the store refuses."""
+        try:
+            self._apply(messages)
+        except SqlDataError as exc:
+            raise StoreRejectedError(str(exc)) from exc
+
+    def _apply(self, messages: Sequence[Accepted]) -> None:
+        seen: dict[str, datetime] = {}
+        for accepted in messages:
+            message = accepted.message
+            received_at = accepted.received.received_at
+            if isinstance(message, LifecycleMessage):
+                self._store.apply_lifecycle(message)
+                self.counters.bump("lifecycle")
+            elif isinstance(message, EventsMessage):
+                self._store.apply_events(message)
+                self.counters.bump("events")
+            elif isinstance(message, StationStatus):
+                self._store.record_station_status(message, received_at)
+                self.counters.bump("station_status")
+                continue
+            elif isinstance(message, DeviceStatus):
+                self._store.record_device_status(message, received_at)
+                self.counters.bump("device_status")
+                continue
+            station = message.station
+            seen[station] = max(seen.get(station, received_at), received_at)
+        for station, at in seen.items():
+            self._store.touch_station(station, at)
