@@ -14,7 +14,7 @@ from importlib import metadata
 
 from shuxin.cli import analyze_cmd, contract_cmd
 from shuxin.dashboard_api import commands as api_commands
-from shuxin.edge import ble_commands
+from shuxin.edge import ble_commands, sim_commands
 from shuxin.edge import commands as edge_commands
 from shuxin.gateway import commands as gateway_commands
 
@@ -26,6 +26,7 @@ _REGISTRARS = (
     analyze_cmd.register,
     edge_commands.register,
     ble_commands.register,
+    sim_commands.register,
     gateway_commands.register,
     api_commands.register,
     contract_cmd.register,
