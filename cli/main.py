@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-from shuxin.cli import analyze_cmd, contract_cmd
+from shuxin.cli import analyze_cmd, contract_cmd, demo_cmd
 from shuxin.dashboard_api import commands as api_commands
 from shuxin.edge import ble_commands, sim_commands
 from shuxin.edge import commands as edge_commands
@@ -23,6 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 # Component groups, in the order `shuxin --help` lists them. Each module exposes
 # `register(subparsers) -> None` and sets `handler` defaults on the parsers it adds.
 _REGISTRARS = (
+    demo_cmd.register,
     analyze_cmd.register,
     edge_commands.register,
     ble_commands.register,

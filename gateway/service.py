@@ -102,6 +102,7 @@ def build_gateway(
             client_id=settings.client_id,
             shared_group=settings.shared_group,
             protocol=settings.mqtt_protocol,
+            queue_size=settings.queue_size,
         ),
         ingest,
         backoff=backoff,

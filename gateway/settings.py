@@ -40,6 +40,15 @@ class GatewaySettings(BaseSettings):
         default="shuxin-gateway", description="MQTT 5 shared-subscription group; empty: plain"
     )
     mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    queue_size: int = Field(
+        default=1024,
+        ge=1,
+        le=100_000,
+        description=(
+            "messages held between receiving and storing; each waits unacknowledged, so keep "
+            "it small for brokers that time out slow acknowledgements (amqtt: 5 s)"
+        ),
+    )
     tsdb_url: str | None = Field(
         default=None,
         description=(

@@ -34,10 +34,16 @@ class SqlSinkCounters:
 
 
 class SqlSink:
-    """Applies lifecycle, events and status messages to the SQL store."""
+    """Applies lifecycle, events and status messages to the SQL store.
 
-    def __init__(self, store: SqlStore) -> None:
+    "Last seen" is written at most once per ``touch_every_s`` per station: it is health
+    information, and a write per batch would cost a disk sync each time.
+    """
+
+    def __init__(self, store: SqlStore, touch_every_s: float = 5.0) -> None:
         self._store = store
+        self._touch_every_s = touch_every_s
+        self._touched: dict[str, datetime] = {}
         self.counters = SqlSinkCounters()
 
     def accept(self, messages: Sequence[Accepted]) -> None:
@@ -69,4 +75,7 @@ class SqlSink:
             station = message.station
             seen[station] = max(seen.get(station, received_at), received_at)
         for station, at in seen.items():
-            self._store.touch_station(station, at)
+            last = self._touched.get(station)
+            if last is None or (at - last).total_seconds() >= self._touch_every_s:
+                self._store.touch_station(station, at)
+                self._touched[station] = at

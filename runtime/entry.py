@@ -25,6 +25,9 @@ def configure_logging(verbose: bool = False) -> None:
     )
     for noisy in ("amqtt", "transitions", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiomqtt ("mqtt") warns whenever more than ten publishes are pending, which a publisher
+    # with a deliberate in-flight window does all the time.
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
 
 
 def run_service(main: Callable[[], Awaitable[None]]) -> int:
