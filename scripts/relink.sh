@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${SHUXIN_VENV:-.venv}
-"$VENV/bin/python" -m pip install -q setuptools wheel
+"$VENV/bin/python" -m pip install -q "setuptools>=77,<82" wheel  # neurokit2 needs <82
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . \
   --config-settings editable_mode=strict

@@ -19,7 +19,13 @@ def _package_dir() -> dict[str, str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     mapping: dict[str, str] = data["tool"]["setuptools"]["package-dir"]
     packages: list[str] = data["tool"]["setuptools"]["packages"]
-    assert sorted(mapping) == sorted(packages), "package-dir and packages must list the same"
+    assert set(mapping) <= set(packages), "every mapped folder must be a listed package"
+    for extra in set(packages) - set(mapping):
+        # Sub-packages (e.g. Alembic migrations) live inside a mapped folder.
+        parent = next((p for p in mapping if extra.startswith(p + ".")), None)
+        assert parent is not None, f"{extra} is not inside a mapped folder"
+        folder = ROOT / mapping[parent] / extra.removeprefix(parent + ".").replace(".", "/")
+        assert folder.is_dir(), f"{extra}: {folder} does not exist"
     return mapping
 
 
