@@ -18,9 +18,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -31,6 +30,7 @@ from pydantic import (
 )
 
 from shuxin.edge.errors import ProfileError
+from shuxin.edge.yaml_files import read_yaml_mapping
 
 PROFILE_FORMAT_VERSION = 1
 PROFILES_ENV = "SHUXIN_DEVICE_PROFILES"
@@ -298,27 +298,6 @@ class DeviceProfile(_Model):
         return self.characteristics[0].role
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a mapping key given twice."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def _format_validation(error: ValidationError) -> str:
     parts = []
     for item in error.errors(include_url=False, include_input=False):
@@ -338,16 +317,7 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
         stem.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(str(file), f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ProfileError(str(file), f"not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProfileError(str(file), "(file): a profile is a YAML mapping")
+    data = read_yaml_mapping(file, ProfileError, "(file): a profile is a YAML mapping")
     try:
         profile = DeviceProfile.model_validate(data)
     except ValidationError as exc:

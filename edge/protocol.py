@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shuxin.contract.ids import Label
 from shuxin.contract.messages import PhasePlan, ProtocolRef
+from shuxin.edge import yaml_files
 from shuxin.edge.errors import EdgeError
 
 PROTOCOL_FORMAT_VERSION: Final = 1
@@ -212,40 +212,9 @@ def pacer_at(pacer_bpm: float, inhale_exhale_ratio: float, t_s: float) -> PacerS
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a mapping key given twice."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file that must be a mapping; raise :class:`ProtocolError` otherwise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProtocolError(str(path), f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ProtocolError(str(path), f"not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError(str(path), "(file): expected a YAML mapping")
-    return data
+    return yaml_files.read_yaml_mapping(path, ProtocolError)
 
 
 def format_validation_error(error: ValidationError) -> str:
