@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from shuxin.edge.errors import OutboxError
+from shuxin.runtime.sqlite_file import open_sqlite
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS message (
@@ -109,12 +110,8 @@ class Outbox:
         self._limits = limits or OutboxLimits()
         self._clock = clock
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_sqlite(path, _SCHEMA)
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
         self.path = path

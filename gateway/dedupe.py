@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from shuxin.gateway.errors import DedupeError
+from shuxin.runtime.sqlite_file import open_sqlite
 
 #: Seqs kept above a topic's contiguous mark (a 1 h session at 1 message/s is 3,600).
 DEFAULT_MAX_ABOVE: Final = 4096
@@ -127,12 +128,8 @@ class SqliteSeqLedger:
         self._lock = threading.Lock()
         #: Seqs forgotten because a topic's set exceeded ``max_above``.
         self.evicted = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_sqlite(path, _SCHEMA, synchronous="NORMAL")
         except sqlite3.Error as exc:
             raise DedupeError(f"cannot open dedupe ledger {path}: {exc}") from exc
         self.path = path

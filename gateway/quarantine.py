@@ -27,6 +27,7 @@ from typing import Final, Literal, Protocol
 from shuxin.contract.ids import STATION_ID_PATTERN
 from shuxin.contract.topics import PREFIX
 from shuxin.gateway.errors import QuarantineError
+from shuxin.runtime.sqlite_file import open_sqlite
 
 #: Bytes of a refused payload kept in its quarantine row.
 DEFAULT_PAYLOAD_COPY_BYTES: Final = 4096
@@ -155,12 +156,8 @@ class SqliteQuarantine:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_sqlite(path, _SCHEMA)
         except sqlite3.Error as exc:
             raise QuarantineError(f"cannot open quarantine {path}: {exc}") from exc
         self.path = path

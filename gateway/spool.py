@@ -39,6 +39,7 @@ from typing import Final
 from shuxin.gateway.errors import SpoolError, StoreRejectedError, StoreUnavailableError
 from shuxin.gateway.timeseries import FieldValue, Point, TimeSeriesStore
 from shuxin.runtime.backoff import Backoff
+from shuxin.runtime.sqlite_file import open_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +126,8 @@ class Spool:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_sqlite(path, _SCHEMA)
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open spool {path}: {exc}") from exc
         self.path = path

@@ -25,6 +25,7 @@ from typing import Final
 
 from shuxin.gateway.errors import StoreQueryError, StoreUnavailableError
 from shuxin.gateway.timeseries import Point, coerce_fields, epoch_us
+from shuxin.runtime.sqlite_file import open_sqlite
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS series (
@@ -65,12 +66,8 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
         self._series_ids: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_sqlite(path, _SCHEMA)
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open time-series file {path}: {exc}") from exc
         self.path = path
