@@ -110,11 +110,22 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def _correction_kind(kind: str, rr_ms: float) -> str:
+    """Name a correction with the documented kinds: a physiologically implausible interval
+    (outside 300–2000 ms) is reported as the short or long interval it is."""
+    if kind == "implausible":
+        return "short" if rr_ms < 300.0 else "long"
+    return kind
+
+
 def rr_result(rr_ms: Any, *, correct: bool, paced: bool) -> dict[str, Any]:
     """Run ``hrv_report`` and flatten it into the documented JSON keys."""
+    import numpy as np
+
     from shuxin.signal.hrv_report import hrv_report
 
-    report = hrv_report(rr_ms, correct=correct, paced=paced)
+    rr_in = np.asarray(rr_ms, dtype=np.float64)
+    report = hrv_report(rr_in, correct=correct, paced=paced)
     summary = report.summary
     out: dict[str, Any] = {}
     for key, *_ in _RR_KEYS:
@@ -124,7 +135,10 @@ def rr_result(rr_ms: Any, *, correct: bool, paced: bool) -> dict[str, Any]:
             out[key] = _finite_or_none(getattr(summary, key))
     out["n_beats_input"] = summary.n_beats_input
     out["corrected_pct"] = summary.corrected_pct
-    out["corrections"] = [{"index": i, "kind": kind} for i, kind in summary.corrections]
+    out["corrections"] = [
+        {"index": i, "kind": _correction_kind(kind, float(rr_in[i]))}
+        for i, kind in summary.corrections
+    ]
     out["suppressed"] = list(summary.suppressed)
     out["notes"] = [*summary.notes, *report.notes]
     out["algorithm_version"] = summary.algorithm_version

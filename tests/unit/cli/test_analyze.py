@@ -214,3 +214,36 @@ def test_eda_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert key in result
     assert result["scl_mean_us"] == pytest.approx(float(np.mean(sim.eda_us)), rel=0.1)
+
+
+def test_implausible_intervals_are_reported_as_short_or_long(
+    tmp_path: Path, simulated: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rr = simulated.copy()
+    rr[50] = 2600.0  # a dropout: far too long to be one beat
+    rr[150] = 180.0  # far too short to be a heartbeat
+    path = tmp_path / "rr.txt"
+    np.savetxt(path, rr, fmt="%.3f")
+    result = _run_json(capsys, "--rr", str(path))
+    kinds = {c["index"]: c["kind"] for c in result["corrections"]}  # type: ignore[union-attr]
+    assert set(kinds.values()) <= {"ectopic", "long", "short", "missed", "extra"}
+    assert kinds[50] in ("long", "missed")
+    assert kinds[150] in ("short", "extra")
+
+
+def test_ecg_file_detects_beats_then_analyses(
+    tmp_path: Path, simulated: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shuxin.signal.ecg_simulate import ecg_simulate
+
+    clean = rr_simulate(300, np.random.default_rng(9)).rr_ms
+    ecg = ecg_simulate(clean, 130.0, np.random.default_rng(10))
+    path = tmp_path / "ecg.csv"
+    path.write_text(
+        "t_s,ecg_mv\n" + "".join(f"{i / 130:.4f},{v:.5f}\n" for i, v in enumerate(ecg.ecg_mv)),
+        encoding="utf-8",
+    )
+    result = _run_json(capsys, "--ecg", str(path), "--column", "ecg_mv", "--fs", "130")
+    # Clean simulated ECG: every R peak is found (ecg_peaks reaches sensitivity/PPV 1.0 here).
+    assert result["n_peaks"] == clean.size + 1
+    assert result["mean_rr_ms"] == pytest.approx(float(np.mean(clean)), rel=0.005)
