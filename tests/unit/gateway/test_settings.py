@@ -1,0 +1,95 @@
+"""The gateway's settings: URL parsing for broker and time-series store, env and file sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shuxin.gateway.settings import (
+    GatewaySettings,
+    SqliteTsdb,
+    broker_endpoint,
+    parse_tsdb_url,
+)
+from shuxin.gateway.store_influx import InfluxMode, InfluxSettings
+
+
+def test_broker_urls() -> None:
+    assert broker_endpoint("mqtt://broker.example") == broker_endpoint("mqtt://broker.example:1883")
+    assert broker_endpoint("mqtt://broker.example").port == 1883
+    assert broker_endpoint("mqtts://broker.example:8884").tls
+    assert broker_endpoint("mqtts://broker.example").port == 8883
+    for bad, why in [
+        ("http://x:1883", "must start with mqtt://"),
+        ("mqtt://", "no host"),
+        ("mqtt://x:99999", "invalid port"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            broker_endpoint(bad)
+
+
+def test_tsdb_urls(tmp_path: Path) -> None:
+    assert parse_tsdb_url(None, token=None, data_dir=tmp_path) == SqliteTsdb(
+        tmp_path / "timeseries.sqlite3"
+    )
+    assert parse_tsdb_url("sqlite:///ts.db", token=None, data_dir=tmp_path) == SqliteTsdb(
+        Path("ts.db")
+    )
+    assert parse_tsdb_url("sqlite:////var/lib/ts.db", token=None, data_dir=tmp_path) == (
+        SqliteTsdb(Path("/var/lib/ts.db"))
+    )
+    v1 = parse_tsdb_url(
+        "influxdb1://u:p%40ss@db:8087/shuxin?rp=week", token=None, data_dir=tmp_path
+    )
+    assert isinstance(v1, InfluxSettings)
+    assert (v1.mode, v1.url, v1.database, v1.retention_policy) == (
+        InfluxMode.V1,
+        "http://db:8087",
+        "shuxin",
+        "week",
+    )
+    assert (v1.username, v1.password) == ("u", "p@ss")
+    v2 = parse_tsdb_url("influxdb2://db?org=fire&bucket=hrv&tls=1", token="t", data_dir=tmp_path)
+    assert isinstance(v2, InfluxSettings)
+    assert (v2.mode, v2.url, v2.org, v2.bucket, v2.token) == (
+        InfluxMode.V2,
+        "https://db:8086",
+        "fire",
+        "hrv",
+        "t",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgres://x/y", "unknown time-series URL scheme"),
+        ("sqlite://", "needs a path"),
+        ("influxdb1://db:8086", "needs a database"),
+        ("influxdb2://db:8086?org=o", "needs \\?bucket"),
+        ("influxdb2://db:8086?bucket=b", "needs a token"),
+    ],
+)
+def test_bad_tsdb_urls_say_why(tmp_path: Path, url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_tsdb_url(url, token=None, data_dir=tmp_path)
+
+
+def test_settings_from_environment_and_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SHUXIN_GATEWAY_BROKER_URL", "mqtt://broker:1884")
+    monkeypatch.setenv("SHUXIN_GATEWAY_PASSWORD", "from-env")
+    env_file = tmp_path / "gateway.env"
+    env_file.write_text("SHUXIN_GATEWAY_CLIENT_ID=gw-7\nSHUXIN_GATEWAY_SHARED_GROUP=\n", "utf-8")
+    settings = GatewaySettings(_env_file=env_file)
+    assert settings.broker_url == "mqtt://broker:1884"
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == "from-env"
+    assert "from-env" not in repr(settings)
+    assert settings.client_id == "gw-7"
+    assert settings.shared_group is None
+    with pytest.raises(ValidationError, match="unknown time-series URL scheme"):
+        GatewaySettings(tsdb_url="ftp://x")
