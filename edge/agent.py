@@ -59,6 +59,8 @@ from shuxin.edge.session import (
     new_session_record,
 )
 from shuxin.edge.settings import AgentSettings, ResolvedSettings, SettingsError
+from shuxin.edge.source_ble import BLE_EXTRA_MESSAGE, BleDeviceSpec, BleSource
+from shuxin.edge.source_ble_scan import bleak_available
 from shuxin.edge.source_replay import RecordingWriter
 from shuxin.edge.source_sim import (
     SimulatedGsr,
@@ -67,7 +69,7 @@ from shuxin.edge.source_sim import (
     draw_traits,
     signal_ecg_synth,
 )
-from shuxin.edge.sources import SensorSource, SourceEvent
+from shuxin.edge.sources import DeviceRef, SensorSource, SourceEvent
 from shuxin.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -329,6 +331,13 @@ class Agent:
         if self.publisher is not None:
             self._tasks["publisher"] = loop.create_task(self.publisher.run())
         self._resume_sessions()
+        if self.settings.console.enabled:
+            from shuxin.edge.console import serve_console  # FastAPI only when the console runs
+
+            console = self.settings.console
+            self._tasks["console"] = loop.create_task(
+                serve_console(self, console.host, console.port), name="console"
+            )
         for index, source in enumerate(self.sources):
             self._tasks[f"source:{index}"] = loop.create_task(
                 self._run_source(source), name=f"source-{index}"
@@ -523,14 +532,17 @@ def _build_sources(
     subjects: dict[int, SimulatedSubject] = {}
     device_seeds = seed.spawn(len(settings.devices) + 64)
     ecg_synth = signal_ecg_synth()
+    ble_specs: list[BleDeviceSpec] = []
     for index, device in enumerate(settings.devices):
         profile = resolved.profiles[device.profile]
         rng = np.random.default_rng(device_seeds[index])
         if device.sim is None:
-            raise SettingsError(
-                f"device {device.id}: BLE devices need shuxin.edge.source_ble, which this "
-                "build does not include yet"
+            if device.address is None:
+                raise SettingsError(f"device {device.id}: neither address nor sim")
+            ble_specs.append(
+                BleDeviceSpec(DeviceRef(device.id, profile.name), device.address, profile)
             )
+            continue
         spec = device.sim.fault_spec()
         if device.sim.subject not in subjects:
             subject_rng = np.random.default_rng(
@@ -554,6 +566,10 @@ def _build_sources(
             )
         else:
             raise SettingsError(f"device {device.id}: no simulator for profile {profile.name}")
+    if ble_specs:
+        if not bleak_available():
+            raise SettingsError(BLE_EXTRA_MESSAGE)
+        sources.append(BleSource(ble_specs, clock=clock))
     return sources, subjects
 
 

@@ -369,8 +369,17 @@ class SessionRunner:
                 self._wake.clear()
                 await self._wake.wait()  # awaiting a manual end
                 continue
-            await clock.sleep_until(due)
-            self.advance(clock.now())
+            # Sleep until the next step, but wake at once when staff end or abort the session.
+            self._wake.clear()
+            sleeper = asyncio.ensure_future(clock.sleep_until(due))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                woken.cancel()
+            if not self.finished:
+                self.advance(clock.now())
 
     # --- staff actions ----------------------------------------------------------------------
 

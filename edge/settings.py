@@ -136,6 +136,14 @@ class OutboxConfig(_Model):
     max_age_s: Annotated[float, Field(ge=60)] = 14 * 24 * 3600.0
 
 
+class ConsoleConfig(_Model):
+    """The live station console and VR feed (``shuxin.edge.console``), served by the agent."""
+
+    enabled: bool = False
+    host: Annotated[str, Field(min_length=1, max_length=255)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
 class AgentSettings(BaseSettings):
     """Everything one station's agent needs."""
 
@@ -154,6 +162,7 @@ class AgentSettings(BaseSettings):
     clock_source: Literal["ntp", "gateway", "gps", "rtc", "none"] = "none"
     seed: Annotated[int, Field(ge=0)] | None = None
     outbox: OutboxConfig = OutboxConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _unique_devices(self) -> Self:
