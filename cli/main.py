@@ -16,6 +16,7 @@ from shuxin.cli import analyze_cmd, contract_cmd, demo_cmd
 from shuxin.dashboard_api import commands as api_commands
 from shuxin.edge import ble_commands, sim_commands
 from shuxin.edge import commands as edge_commands
+from shuxin.gateway import broker_commands
 from shuxin.gateway import commands as gateway_commands
 
 Handler = Callable[[argparse.Namespace], int]
@@ -29,6 +30,7 @@ _REGISTRARS = (
     ble_commands.register,
     sim_commands.register,
     gateway_commands.register,
+    broker_commands.register,
     api_commands.register,
     contract_cmd.register,
 )
