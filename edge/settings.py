@@ -220,11 +220,8 @@ class ResolvedSettings:
 
 
 def ble_available() -> bool:
-    """True when bleak and the BLE source module are installed."""
-    return (
-        importlib.util.find_spec("bleak") is not None
-        and importlib.util.find_spec("shuxin.edge.source_ble") is not None
-    )
+    """True when bleak (the ``ble`` extra) is installed."""
+    return importlib.util.find_spec("bleak") is not None
 
 
 def check_settings(settings: AgentSettings) -> ResolvedSettings:
@@ -250,9 +247,8 @@ def check_settings(settings: AgentSettings) -> ResolvedSettings:
     ble = [d.id for d in settings.devices if d.address is not None]
     if ble and not ble_available():
         problems.append(
-            f"devices {', '.join(ble)} are BLE devices, but BLE support is not installed "
-            "(needs the bleak package and shuxin.edge.source_ble, which this build does not "
-            "include yet); use sim devices or install BLE support"
+            f"devices {', '.join(ble)} are BLE devices, but BLE support is not installed: "
+            "pip install 'shuxin[ble]' (bleak, bleak-retry-connector), or use sim devices"
         )
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
