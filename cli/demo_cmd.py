@@ -3,8 +3,8 @@
 A composition root for the demo: an in-process MQTT broker (amqtt, loopback, passwords, the
 per-station ACL), the gateway (time series and SQL in SQLite), and three simulated relief
 stations in two brigades of one detachment running protocols with pseudonymous participants
-through the real edge agent. As sessions end, it prints each one's summary computed from the
-beats the gateway stored — the same ``hrv_report`` the gateway's summaries will use.
+through the real edge agent. As sessions end, it prints the authoritative summary the gateway
+computed from the beats and samples it stored.
 
 What it does not have yet: the counselor dashboard and web UI (issue 6) and the backfilled
 history with trends and alerts (issue 7). It says so when it starts.
@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -145,7 +144,7 @@ class Demo:
         ) as broker:
             self.say(f"  broker: {broker.url} (loopback only, password login)")
             gateway = self._build_gateway(broker.url, users[GATEWAY_USER])
-            reporter = SessionReporter(self.data / "gateway", gateway.sql, self.say)
+            reporter = SessionReporter(gateway.sql, self.say)
             try:
                 async with asyncio.TaskGroup() as group:
                     gateway_task = group.create_task(gateway.run())
@@ -260,10 +259,9 @@ def seed_grid(sql: Any) -> None:
 
 
 class SessionReporter:
-    """Prints a summary of each session the gateway has stored as ended."""
+    """Prints the gateway's stored summary of each session as it ends."""
 
-    def __init__(self, gateway_dir: Path, sql: Any, say: Callable[[str], None]) -> None:
-        self._dir = gateway_dir
+    def __init__(self, sql: Any, say: Callable[[str], None]) -> None:
         self._sql = sql
         self._say = say
         self._done: set[str] = set()
@@ -283,58 +281,43 @@ class SessionReporter:
         await asyncio.to_thread(self.report_new)
 
     def report_new(self) -> None:
-        """Summarise every ended session not reported yet."""
+        """Print every ended session whose summary the gateway has stored, once."""
+        from shuxin.gateway.sql_store import WHOLE_SESSION
+
         root = self._sql.get_org_unit_by_code("ZD-DEMO")
         for record in reversed(self._sql.list_sessions(root.id, limit=500)):
             if record.id in self._done or record.status.value == "running":
                 continue
-            if record.started_at is None or record.ended_at is None:
-                continue
+            whole = next(
+                (s for s in self._sql.summaries(record.id) if s.phase_index == WHOLE_SESSION),
+                None,
+            )
+            if whole is None:
+                continue  # the gateway stores the summary right after the session's end
             self._done.add(record.id)
             self.reported += 1
-            self._say(self._line(record))
+            self._say(self._line(record, whole.metrics))
 
-    def _line(self, record: Any) -> str:
+    def _line(self, record: Any, metrics: Any) -> str:
         ratings = {r.when.value: r.value for r in self._sql.session_ratings(record.id)}
-        rr_ms = self._beats(record.station_id, record.devices, record.started_at, record.ended_at)
         head = (
             f"[summary] {record.station_id} {record.subject_code} {record.protocol_id} "
-            f"{record.status.value}: {len(rr_ms)} beats"
+            f"{record.status.value}: {metrics.get('n_beats', 0)} beats"
         )
-        if len(rr_ms) < 30:
+        if metrics.get("mean_hr_bpm") is None:
             return head + " (too few beats to analyse)"
-        from shuxin.signal.errors import SignalError
-        from shuxin.signal.hrv_report import hrv_report
-
-        try:
-            report = hrv_report(rr_ms)
-        except SignalError as exc:
-            return f"{head} ({exc})"
-        s = report.summary
         tension = (
             f" · 紧张度 tension {ratings.get('before', '–')}→{ratings.get('after', '–')}/10"
             if ratings
             else ""
         )
+
+        def shown(key: str, digits: int) -> str:
+            value = metrics.get(key)
+            return "—" if value is None else f"{value:.{digits}f}"
+
         return (
-            f"{head} · HR {s.mean_hr_bpm:.0f} bpm · RMSSD {s.rmssd_ms:.1f} ms · "
-            f"SDNN {s.sdnn_ms:.1f} ms · 协调比 coherence {report.coherence_ratio:.2f} · "
-            f"artefacts {s.artifact_pct:.1f} %{tension}"
+            f"{head} · HR {shown('mean_hr_bpm', 0)} bpm · RMSSD {shown('rmssd_ms', 1)} ms · "
+            f"SDNN {shown('sdnn_ms', 1)} ms · 协调比 coherence {shown('coherence_ratio', 2)} · "
+            f"artefacts {shown('artifact_pct', 1)} %{tension}"
         )
-
-    def _beats(
-        self, station: str, devices: tuple[str, ...], start: datetime, end: datetime
-    ) -> list[float]:
-        from shuxin.gateway.store_sqlite import SqliteStore
-
-        store = SqliteStore(self._dir / "timeseries.sqlite3")
-        try:
-            best: list[float] = []
-            for device in devices:
-                points = store.query("rr", station=station, start=start, end=end, device=device)
-                values = [float(v) for p in points if (v := p.field("rr_ms")) is not None]
-                if len(values) > len(best):
-                    best = values
-            return best
-        finally:
-            store.close()

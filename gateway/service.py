@@ -2,7 +2,8 @@
 
 ``build_gateway(settings)`` wires the MQTT subscriber → ``Ingest`` (decode, dedupe, quarantine)
 → ``TimeSeriesSink`` → ``SpoolingWriter`` → the chosen time-series store, and ``SqlSink`` →
-the SQL store (sessions, events, ratings, station and device health). ``shuxin gateway run``,
+the SQL store (sessions, events, ratings, station and device health), and ``SummarySink``
+(authoritative summaries when a session ends). ``shuxin gateway run``,
 the demo and the end-to-end tests all build the gateway here (tests may pass their own store).
 No logic of its own beyond choosing and connecting adapters.
 """
@@ -23,6 +24,7 @@ from shuxin.gateway.spool import Spool, SpoolingWriter
 from shuxin.gateway.sql_sink import SqlSink
 from shuxin.gateway.sql_store import SqlStore
 from shuxin.gateway.sql_store import open_store as open_sql_store
+from shuxin.gateway.summaries import SummarySink
 from shuxin.gateway.store_influx import InfluxStore
 from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.timeseries import TimeSeriesSink, TimeSeriesStore
@@ -88,7 +90,7 @@ def build_gateway(
     spool = Spool(settings.data_dir / "spool.sqlite3")
     writer = SpoolingWriter(store, spool, backoff=backoff)
     ingest = Ingest(
-        sinks=[TimeSeriesSink(writer), SqlSink(sql), *extra_sinks],
+        sinks=[TimeSeriesSink(writer), SqlSink(sql), SummarySink(sql, store), *extra_sinks],
         ledger=ledger,
         quarantine=quarantine,
     )
