@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine: venv, project with dev extras, the Debian servers
-# the integration tests start (mosquitto, influxdb 1.x, victoria-metrics, postgresql), then
+# the integration tests start (mosquitto, influxdb 1.x, victoria-metrics, postgresql) and
+# headless chromium for the browser test, then
 # lint → types → tests through scripts/check.sh. Extra arguments go to pytest (e.g. scripts/test.sh -k mqtt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ declare -A NEED=(
   [mosquitto_sub]=mosquitto-clients
   [influxd]=influxdb
   [victoria-metrics]=victoria-metrics
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -25,6 +27,10 @@ done
 # PostgreSQL's server binaries live in a versioned folder, not on PATH.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
+fi
+# A CJK font so the browser test's screenshots of the zh-CN console are readable.
+if [ ! -d /usr/share/fonts/truetype/wqy ]; then
+  missing+=(fonts-wqy-microhei)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
