@@ -24,9 +24,9 @@ from shuxin.gateway.spool import Spool, SpoolingWriter
 from shuxin.gateway.sql_sink import SqlSink
 from shuxin.gateway.sql_store import SqlStore
 from shuxin.gateway.sql_store import open_store as open_sql_store
-from shuxin.gateway.summaries import SummarySink
 from shuxin.gateway.store_influx import InfluxStore
 from shuxin.gateway.store_sqlite import SqliteStore
+from shuxin.gateway.summaries import SummarySink
 from shuxin.gateway.timeseries import TimeSeriesSink, TimeSeriesStore
 from shuxin.runtime.backoff import Backoff
 

@@ -201,20 +201,22 @@ def test_complete_protocols_through_a_broker_outage_with_hostile_devices(
         collector = Collector(broker.host, broker.port, gw_user, gw_password, "gw-outage")
         collect = asyncio.create_task(collector.run())
         await asyncio.wait_for(collector.ready.wait(), 10)
-        # Two participants, one short protocol each, at 50x: ~3 s per session. Heavy faults:
-        # link and contact losses, ectopic beats, duplicates, bursts of garbage frames.
+        # Two participants, one 150-s protocol each, at 2x: ~75 s. Heavy faults: link and
+        # contact losses, ectopic beats, duplicates, bursts of garbage frames. The broker is
+        # down for 60 s of it (the outage), longer than the publisher's 30-s backoff cap.
         protocols = tmp_path / "protocols"
         protocols.mkdir()
         (protocols / "short-resonance.yaml").write_text(SHORT_PROTOCOL, encoding="utf-8")
-        options = "--subjects 2 --protocol short-resonance --time-scale 50 --sessions 2"
+        options = "--subjects 2 --protocol short-resonance --time-scale 2 --sessions 2"
         proc = _station(
             broker, data, *options.split(), "--protocol-dir", str(protocols), "--faults", "heavy"
         )
         await _wait_for(lambda: collector.count("rr") >= 10, 40, "rr batches")
         broker.stop()  # mid-session: the agent keeps recording into its outbox
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(60.0)
+        assert proc.poll() is None, "the sessions should still be running after the outage"
         broker.start()
-        result = await _finish(proc, 60)
+        result = await _finish(proc, 150)
         issued = _issued_seqs(data)
         await _wait_for(
             lambda: all(
