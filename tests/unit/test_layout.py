@@ -107,3 +107,11 @@ def test_ruff_bans_bare_component_imports(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert out.stdout.count("TID251") == 3, out.stdout
+
+
+def test_test_file_names_are_unique() -> None:
+    # No test folder has an __init__.py, so pytest imports test files by base name: two files
+    # with one name would stop collection (docs/testing.md).
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    assert duplicates == [], f"rename one of each: {duplicates}"
