@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from shuxin.edge.clock import Clock
-from shuxin.edge.device_profile import Characteristic, DeviceProfile, Role
+from shuxin.edge.device_profile import Characteristic, DeviceProfile, Role, StreamKind
 from shuxin.edge.errors import BleError, BleUnavailableError
 from shuxin.edge.sources import (
     DeviceConnected,
@@ -190,6 +190,11 @@ class BleSource:
                         characteristic.uuid,
                         self._callback(device_id, characteristic.role, link, sink),
                     )
+                control = _pmd_control(spec.profile, client)
+                if control is not None:
+                    # Polar PMD streams (H10 ECG, Verity PPI) flow only once started.
+                    for request in pmd_start_requests(spec.profile):
+                        await client.write_gatt_char(control.uuid, request, response=True)
                 battery = _battery(spec.profile, client)
                 battery_bytes = bytes(await client.read_gatt_char(battery.uuid)) if battery else b""
             except (bleak.exc.BleakError, TimeoutError, OSError) as exc:
@@ -270,6 +275,31 @@ def _notifying(profile: DeviceProfile, client: Any) -> list[Characteristic]:
         elif not item.optional:
             raise BleConnectError(f"device lacks characteristic {item.role.value} ({item.uuid})")
     return chosen
+
+
+def pmd_start_requests(profile: DeviceProfile) -> list[bytes]:
+    """The PMD control-point writes that start the profile's ECG/PPI streams (may be none)."""
+    from shuxin.edge.parse_pmd import pmd_start_ecg_request, pmd_start_ppi_request
+
+    requests = []
+    for stream in profile.streams:
+        if stream.pmd is None:
+            continue
+        if stream.kind is StreamKind.ECG:
+            rate = int(stream.sample_rate_hz) if stream.sample_rate_hz else None
+            bits = stream.pmd.resolution_bits
+            kwargs = {k: v for k, v in (("sample_rate_hz", rate), ("resolution_bits", bits)) if v}
+            requests.append(pmd_start_ecg_request(**kwargs))
+        elif stream.kind is StreamKind.PPI:
+            requests.append(pmd_start_ppi_request())
+    return requests
+
+
+def _pmd_control(profile: DeviceProfile, client: Any) -> Characteristic | None:
+    for item in profile.characteristics:
+        if item.role is Role.PMD_CONTROL and _present(client, item):
+            return item
+    return None
 
 
 def _battery(profile: DeviceProfile, client: Any) -> Characteristic | None:

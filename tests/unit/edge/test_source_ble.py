@@ -364,3 +364,17 @@ def test_bleak_errors_become_ble_errors_and_never_escape(
     assert errors
     assert all(isinstance(error, BleError) for error in errors)
     assert all(isinstance(error.__cause__, BleakError) for error in errors)
+
+
+def test_pmd_start_requests_follow_the_profile() -> None:
+    from shuxin.edge.source_ble import pmd_start_requests
+
+    profiles = default_profiles_dir()
+    # Polar BLE SDK: start ECG at 130 Hz, 14 bit (settings type 0 = rate, 1 = resolution).
+    assert pmd_start_requests(load_profile(profiles / "polar_h10.yaml")) == [
+        bytes.fromhex("02 00 00 01 82 00 01 01 0E 00")
+    ]
+    assert pmd_start_requests(load_profile(profiles / "polar_verity_sense.yaml")) == [
+        bytes.fromhex("02 03")
+    ]
+    assert pmd_start_requests(load_profile(profiles / "hrs_strap.yaml")) == []
