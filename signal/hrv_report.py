@@ -96,9 +96,10 @@ def hrv_report(
     Task Force of the ESC and NASPE (1996). Circulation 93(5):1043-1065.
     """
     summary = hrv_summary(rr_ms, correct=correct, max_corrected_pct=max_corrected_pct)
-    nn_ms = rr_clean(np.asarray(rr_ms, dtype=np.float64), correct=correct).rr_ms
-    if not correct:
-        nn_ms = np.asarray(rr_ms, dtype=np.float64)
+    # hrv_summary keeps only metrics, so the cleaned series is rebuilt here (deterministic);
+    # without correction the series is analysed as given and needs no cleaning pass.
+    rr_in = np.asarray(rr_ms, dtype=np.float64)
+    nn_ms = rr_clean(rr_in).rr_ms if correct else rr_in
     notes: list[str] = []
 
     coherence = math.nan
