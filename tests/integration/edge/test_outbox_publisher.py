@@ -50,7 +50,13 @@ def _rr_payload(seq: int) -> bytes:
 
 
 class Collector:
-    """A gateway-user subscriber that records (seq, payload) of every session message."""
+    """A gateway-user subscriber that records (seq, payload) of every session message.
+
+    Like the gateway it holds a persistent session (fixed client id, clean_session off), so
+    what the broker accepts while this subscriber is away is queued for it, also across a
+    broker restart (the test broker persists sessions). Without that, a publisher that
+    reconnects before the subscriber does would have its messages acknowledged and dropped.
+    """
 
     def __init__(self) -> None:
         self.seqs: list[int] = []
@@ -58,7 +64,14 @@ class Collector:
         self.ready = asyncio.Event()
 
     async def run(self, host: str, port: int, user: str, password: str) -> None:
-        async with aiomqtt.Client(host, port, username=user, password=password) as client:
+        async with aiomqtt.Client(
+            host,
+            port,
+            username=user,
+            password=password,
+            identifier="test-collector",
+            clean_session=False,
+        ) as client:
             await client.subscribe("shuxin/v1/#", qos=1)
             self.ready.set()
             async for message in client.messages:
