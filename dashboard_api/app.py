@@ -1,0 +1,121 @@
+"""The dashboard API's composition root: stores, token service, routers, error handlers.
+
+``create_app(settings)`` opens the SQL store (migrating it when the settings say so) and the
+time-series store the settings name; tests pass ready-made stores instead. This is the only
+place the API's parts are wired together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from shuxin.dashboard_api import routes_auth
+from shuxin.dashboard_api.auth import TokenService
+from shuxin.dashboard_api.deps import ApiServices
+from shuxin.dashboard_api.errors import install_error_handlers
+from shuxin.dashboard_api.settings import ApiSettings
+from shuxin.gateway.settings import SqliteTsdb, parse_tsdb_url
+from shuxin.gateway.sql_engine import make_session_factory
+from shuxin.gateway.sql_store import SqlStore, open_store
+from shuxin.gateway.store_influx import InfluxStore
+from shuxin.gateway.store_sqlite import SqliteStore
+from shuxin.gateway.timeseries import TimeSeriesStore
+
+log = logging.getLogger(__name__)
+
+API_VERSION: Final = "1"
+
+#: Every router of the API, in the order OpenAPI lists them.
+ROUTERS: Final[tuple[APIRouter, ...]] = (routes_auth.router,)
+
+
+def open_tsdb(settings: ApiSettings) -> TimeSeriesStore:
+    """The time-series store the settings name (SQLite in the data directory by default)."""
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    choice = parse_tsdb_url(settings.tsdb_url, token=token, data_dir=settings.data_dir)
+    if isinstance(choice, SqliteTsdb):
+        choice.path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(choice.path)
+    return InfluxStore(choice)
+
+
+def build_services(
+    settings: ApiSettings, *, sql: SqlStore | None = None, tsdb: TimeSeriesStore | None = None
+) -> ApiServices:
+    """Open (or adopt) the stores and build the services one process shares."""
+    if sql is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        sql = open_store(settings.sql, settings.data_dir)
+    if tsdb is None:
+        tsdb = open_tsdb(settings)
+    return ApiServices(
+        settings=settings,
+        sql=sql,
+        tsdb=tsdb,
+        tokens=TokenService(settings.secret(), settings.token_ttl_s),
+        db=make_session_factory(sql.engine),
+    )
+
+
+def create_app(settings: ApiSettings, *, services: ApiServices | None = None) -> FastAPI:
+    """The FastAPI application. Stores opened here are closed when the app shuts down;
+    ``services`` passed in belong to the caller."""
+    owned = services is None
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                services.tsdb.close()
+                services.sql.close()
+
+    app = FastAPI(
+        title="shuxin 舒心驿站 dashboard API",
+        version=API_VERSION,
+        description=(
+            "Sessions, trends, alerts and reports of the relief stations, scoped to the "
+            "caller's org unit. Log in at POST /api/v1/auth/token (OAuth2 password flow); "
+            "every read of a person's data is audited. Errors are "
+            '{"error": {"code", "message"}} with a stable code.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Ready to serve: the SQL store answers and the time-series store pings."""
+        checks: dict[str, bool] = {}
+        try:
+            with services.sql.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["sql"] = True
+        except Exception:
+            log.warning("readiness: the SQL store does not answer")
+            checks["sql"] = False
+        checks["tsdb"] = services.tsdb.ping()
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            200 if ready else 503,
+        )
+
+    return app
