@@ -13,7 +13,10 @@ Debian package), or fails it when ``CI`` is ``true``/``1``. Fixtures never mock 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -21,6 +24,7 @@ import pytest
 from ._process import ServerHandle, ServerStartError, ServerUnavailable, unavailable
 from .influxdb1 import InfluxDB1Server
 from .mosquitto import DEFAULT_STATIONS, GATEWAY_USER, MosquittoServer
+from .postgres import PostgresServer
 from .victoriametrics import VictoriaMetricsServer
 
 H = TypeVar("H", bound=ServerHandle)
@@ -129,3 +133,23 @@ def victoriametrics_factory(
     yield make
     for server in made:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A shared PostgreSQL cluster for the run; create your own database in it."""
+    # Not pytest's tmp_path: under root the server runs as the postgres user and needs a
+    # directory that user owns (PostgresServer arranges that under /tmp).
+    root = Path(tempfile.mkdtemp(prefix="shuxin-pg-"))
+    try:
+        server = PostgresServer(root, shared=True)
+        server.launch()
+    except ServerUnavailable as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        unavailable(f"postgresql: {exc}")
+    except ServerStartError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        unavailable(f"postgresql could not start: {exc}")
+    yield server
+    server.close()
+    shutil.rmtree(root, ignore_errors=True)
