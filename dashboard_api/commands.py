@@ -88,11 +88,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from shuxin.dashboard_api.app import create_app
     from shuxin.runtime.entry import configure_logging
+    from shuxin.runtime.uvicorn_server import GracefulServer
 
     configure_logging(args.verbose)
     settings = _settings(args, host=args.host, port=args.port)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="info", access_log=False
+    )
+    GracefulServer(config).run()
     return 0
 
 
