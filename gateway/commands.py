@@ -59,6 +59,7 @@ def register(subparsers: Any) -> None:
     reprocess.add_argument("--env-file", type=Path, help="read SHUXIN_GATEWAY_* settings")
     reprocess.add_argument("--json", action="store_true", help="print the result as JSON")
     reprocess.set_defaults(handler=_reprocess)
+    _register_lifecycle(group)
     parser.set_defaults(handler=lambda _args: (parser.print_help(), 0)[1])
 
 
@@ -163,3 +164,203 @@ def _run(args: argparse.Namespace) -> int:
             service.close()
 
     return run_service(main)
+
+
+# --- data lifecycle: purge, withdraw, export-subject (shuxin.gateway.lifecycle) -----------------
+
+
+def _store_flags(parser: Any) -> None:
+    parser.add_argument("--tsdb", metavar="URL", help="as for `gateway run`")
+    parser.add_argument("--sql", metavar="URL", help="as for `gateway run`")
+    parser.add_argument("--data", type=Path, metavar="DIR", help="as for `gateway run`")
+    parser.add_argument("--env-file", type=Path, help="read SHUXIN_GATEWAY_* settings")
+
+
+def _actor_flags(parser: Any) -> None:
+    parser.add_argument(
+        "--actor", help="who does this, for the audit log (default: cli:<login name>)"
+    )
+    parser.add_argument("--purpose", required=True, help="why, for the audit log")
+
+
+def _register_lifecycle(group: Any) -> None:
+    purge = group.add_parser(
+        "purge",
+        help="delete data older than the retention settings allow",
+        description=(
+            "Delete raw beats and samples, derived metrics, summaries and curves, quarantined "
+            "messages and audit entries older than the SHUXIN_RETENTION_* settings allow, "
+            "and report what went per kind. See docs/data-lifecycle.md."
+        ),
+    )
+    _store_flags(purge)
+    purge.add_argument("--dry-run", action="store_true", help="only count what would go")
+    purge.set_defaults(handler=_purge)
+    withdraw = group.add_parser(
+        "withdraw",
+        help="consent withdrawal: delete or anonymise a subject's data everywhere",
+        description=(
+            "Delete (or anonymise) everything held about SUBJECT in the time-series and SQL "
+            "stores. The consent records and the audit trail stay. Idempotent."
+        ),
+    )
+    withdraw.add_argument("subject", metavar="SUBJECT", help="pseudonymous subject code")
+    withdraw.add_argument("--mode", choices=("delete", "anonymise"), required=True)
+    _actor_flags(withdraw)
+    _store_flags(withdraw)
+    withdraw.set_defaults(handler=_withdraw)
+    export = group.add_parser(
+        "export-subject",
+        help="write everything held about one subject to a zip file (audited)",
+    )
+    export.add_argument("subject", metavar="SUBJECT", help="pseudonymous subject code")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    export.add_argument(
+        "--include-identity",
+        action="store_true",
+        help="include the decrypted real identity (audited as a reveal)",
+    )
+    _actor_flags(export)
+    _store_flags(export)
+    export.set_defaults(handler=_export_subject)
+
+
+def _actor(args: argparse.Namespace) -> Any:
+    import getpass
+
+    from shuxin.gateway.sql_store import Actor
+
+    if args.actor:
+        return Actor(args.actor)
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):
+        login = "unknown"
+    return Actor(f"cli:{login}"[:64])
+
+
+def _open_stores(args: argparse.Namespace, command: str) -> Any:
+    """(settings, tsdb, sql) from flags, or None after printing why."""
+    from shuxin.gateway.errors import GatewayError
+    from shuxin.gateway.service import open_store
+    from shuxin.gateway.sql_errors import SqlStoreError
+    from shuxin.gateway.sql_store import open_store as open_sql_store
+
+    settings = _settings(args)
+    if settings is None:
+        return None
+    try:
+        tsdb = open_store(settings)
+    except (GatewayError, ValueError, OSError) as exc:
+        print(f"shuxin gateway {command}: {exc}", file=sys.stderr)
+        return None
+    try:
+        sql = open_sql_store(settings.sql, settings.data_dir)
+    except (SqlStoreError, GatewayError, ValueError, OSError) as exc:
+        tsdb.close()
+        print(f"shuxin gateway {command}: {exc}", file=sys.stderr)
+        return None
+    return settings, tsdb, sql
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from shuxin.gateway.lifecycle import LifecycleError, RetentionSettings, purge
+    from shuxin.gateway.quarantine import SqliteQuarantine
+
+    try:
+        retention = RetentionSettings(_env_file=args.env_file)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(f"shuxin gateway purge: retention {where}: {message}", file=sys.stderr)
+        return 2
+    opened = _open_stores(args, "purge")
+    if opened is None:
+        return 2
+    settings, tsdb, sql = opened
+    quarantine_path = settings.data_dir / "quarantine.sqlite3"
+    quarantine = SqliteQuarantine(quarantine_path) if quarantine_path.exists() else None
+    try:
+        report = purge(
+            retention, sql=sql, tsdb=tsdb, quarantine_file=quarantine, dry_run=args.dry_run
+        )
+    except LifecycleError as exc:
+        print(f"shuxin gateway purge: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if quarantine is not None:
+            quarantine.close()
+        sql.close()
+        tsdb.close()
+    verb = "would delete" if report.dry_run else "deleted"
+    for line in report.lines:
+        if line.cutoff is None:
+            print(f"{line.kind.value:<16} kept (no retention limit)")
+            continue
+        count = "an uncounted number of" if line.count is None else str(line.count)
+        print(f"{line.kind.value:<16} {verb} {count} before {line.cutoff.isoformat()}")
+    return 0
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    from shuxin.gateway.lifecycle import LifecycleError, WithdrawalMode, withdraw_subject
+
+    opened = _open_stores(args, "withdraw")
+    if opened is None:
+        return 2
+    _settings_used, tsdb, sql = opened
+    try:
+        report = withdraw_subject(
+            args.subject,
+            WithdrawalMode(args.mode),
+            sql=sql,
+            tsdb=tsdb,
+            actor=_actor(args),
+            purpose=args.purpose,
+        )
+    except LifecycleError as exc:
+        print(f"shuxin gateway withdraw: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sql.close()
+        tsdb.close()
+    points = "uncounted" if report.points is None else str(report.points)
+    rows = ", ".join(f"{name} {count}" for name, count in report.sql.items())
+    print(f"{args.subject}: {report.mode.value}; SQL rows: {rows}; time-series points: {points}")
+    if report.sessions_without_time:
+        print(
+            f"{report.sessions_without_time} session(s) had no time range: their points "
+            "could not be located",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _export_subject(args: argparse.Namespace) -> int:
+    from shuxin.gateway.lifecycle import LifecycleError, export_subject
+
+    opened = _open_stores(args, "export-subject")
+    if opened is None:
+        return 2
+    _settings_used, tsdb, sql = opened
+    try:
+        report = export_subject(
+            args.subject,
+            args.out,
+            sql=sql,
+            tsdb=tsdb,
+            actor=_actor(args),
+            purpose=args.purpose,
+            include_identity=args.include_identity,
+        )
+    except LifecycleError as exc:
+        print(f"shuxin gateway export-subject: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sql.close()
+        tsdb.close()
+    print(f"wrote {report.path} ({len(report.files)} files)")
+    return 0

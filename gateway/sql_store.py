@@ -1888,3 +1888,316 @@ def open_store(
     if settings.migrate_on_start:
         upgrade(engine)
     return SqlStore(engine, settings.identity_cipher(), clock=clock)
+
+
+# --------------------------------------------------------------------------- data lifecycle
+# Retention purges, consent withdrawal (delete / anonymise) and what a subject export reads.
+# Used by shuxin.gateway.lifecycle; documented in docs/data-lifecycle.md.
+
+#: Audit entries younger than this many days cannot be deleted (migration r0002's trigger).
+AUDIT_FLOOR_DAYS: Final = 183
+#: Prefix of the opaque id an anonymised session gets (no station, date or counter in it).
+ANONYMOUS_SESSION_PREFIX: Final = "anon-"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpan:
+    """Where a session's raw points lie: its station, devices and edge-clock time range.
+
+    ``start``/``end`` are None when the session has no time at all (nothing to delete by
+    range). ``end`` of a session that never ended is its latest known event or phase time.
+    """
+
+    session_id: str
+    station_id: str
+    devices: tuple[str, ...]
+    start: datetime | None
+    end: datetime | None
+
+
+class SqlLifecycle:
+    """Retention and withdrawal operations over a :class:`SqlStore` (one transaction each).
+
+    Every ``purge_*`` takes ``dry_run`` and then only counts. Withdrawal keeps the subject row
+    (its code, unit and ``consent_status``), its consent records (open ones are closed) and
+    every audit entry, and appends one ``subject.withdraw`` entry.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def _now(self) -> datetime:
+        return self._store._clock()
+
+    # ----------------------------------------------------------------------- retention
+
+    @staticmethod
+    def _count_or_delete(db: OrmSession, model: type[Base], where: Any, dry_run: bool) -> int:
+        if dry_run:
+            return int(db.scalar(select(func.count()).select_from(model).where(where)) or 0)
+        return int(cast(CursorResult[Any], db.execute(delete(model).where(where))).rowcount)
+
+    def purge_derived(self, older_than: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete summaries and display curves of sessions that started before
+        ``older_than`` (sessions without a start: created before); return counts per table."""
+        session_time = func.coalesce(SessionRow.started_at, SessionRow.created_at)
+        old_sessions = select(SessionRow.id).where(session_time < older_than)
+        with self._store._tx("purge derived data") as db:
+            return {
+                "summaries": self._count_or_delete(
+                    db, SessionSummaryRow, SessionSummaryRow.session_id.in_(old_sessions), dry_run
+                ),
+                "curves": self._count_or_delete(
+                    db, DisplayCurveRow, DisplayCurveRow.session_id.in_(old_sessions), dry_run
+                ),
+            }
+
+    def purge_quarantine(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete quarantine rows received before ``older_than``; return how many."""
+        with self._store._tx("purge quarantine") as db:
+            return self._count_or_delete(
+                db, QuarantineRow, QuarantineRow.received_at < older_than, dry_run
+            )
+
+    def purge_audit(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete audit entries older than ``older_than``; return how many.
+
+        Refuses (``SqlDataError``) a cut-off younger than :data:`AUDIT_FLOOR_DAYS` days; the
+        database's trigger refuses it too, by the database's clock.
+        """
+        from datetime import timedelta
+
+        if older_than > self._now() - timedelta(days=AUDIT_FLOOR_DAYS):
+            raise SqlDataError(
+                f"audit entries must be kept at least {AUDIT_FLOOR_DAYS} days; "
+                "the cut-off is too recent"
+            )
+        with self._store._tx("purge audit log") as db:
+            return self._count_or_delete(db, AuditLogRow, AuditLogRow.at < older_than, dry_run)
+
+    # ----------------------------------------------------------------------- withdrawal
+
+    def session_spans(self, code: str) -> list[SessionSpan]:
+        """Station, devices and time range of each of the subject's sessions (by start)."""
+        with self._store._tx("list session spans") as db:
+            subject = self._store._subject_row(db, code)
+            sessions = db.scalars(
+                select(SessionRow)
+                .where(SessionRow.subject_id == subject.id)
+                .order_by(SessionRow.started_at, SessionRow.id)
+            ).all()
+            spans = []
+            for row in sessions:
+                event_first, event_last = db.execute(
+                    select(func.min(SessionEventRow.t), func.max(SessionEventRow.t)).where(
+                        SessionEventRow.session_id == row.id
+                    )
+                ).one()
+                phase_first, phase_last = db.execute(
+                    select(
+                        func.min(SessionPhaseRow.started_at), func.max(SessionPhaseRow.ended_at)
+                    ).where(SessionPhaseRow.session_id == row.id)
+                ).one()
+                starts = [t for t in (row.started_at, event_first, phase_first) if t is not None]
+                ends = [
+                    t
+                    for t in (row.ended_at, event_last, phase_last, row.started_at)
+                    if t is not None
+                ]
+                spans.append(
+                    SessionSpan(
+                        session_id=row.id,
+                        station_id=row.station_id,
+                        devices=tuple(row.devices),
+                        start=_as_utc(min(starts)) if starts else None,
+                        end=_as_utc(max(ends)) if ends else None,
+                    )
+                )
+            return spans
+
+    def _close_consents(self, db: OrmSession, subject: SubjectRow, actor: Actor) -> int:
+        rows = db.scalars(
+            select(ConsentRow).where(
+                ConsentRow.subject_id == subject.id, ConsentRow.withdrawn_at.is_(None)
+            )
+        ).all()
+        for row in rows:
+            row.withdrawn_at = self._now()
+            row.withdrawal_recorded_by_id = actor.user_id
+        subject.consent_status = ConsentStatus.WITHDRAWN
+        subject.active = False
+        return len(rows)
+
+    def erase_subject(self, code: str, *, actor: Actor, purpose: str) -> dict[str, int]:
+        """Delete the subject's sessions (with phases, events, ratings, summaries, curves),
+        alerts, identity and quarantined messages naming them; close open consents; audit.
+        Idempotent. Returns counts per kind."""
+        with self._store._tx("erase subject") as db:
+            subject = self._store._subject_row(db, code, lock=True)
+            session_ids = select(SessionRow.id).where(SessionRow.subject_id == subject.id)
+            counts = {
+                "sessions": 0,
+                "phases": 0,
+                "events": 0,
+                "ratings": 0,
+                "summaries": 0,
+                "curves": 0,
+            }
+            children: dict[str, Any] = {
+                "phases": SessionPhaseRow,
+                "events": SessionEventRow,
+                "ratings": RatingRow,
+                "summaries": SessionSummaryRow,
+                "curves": DisplayCurveRow,
+            }
+            for name, model in children.items():
+                counts[name] = self._count_or_delete(
+                    db, model, model.session_id.in_(session_ids), dry_run=False
+                )
+            counts["sessions"] = self._count_or_delete(
+                db, SessionRow, SessionRow.subject_id == subject.id, dry_run=False
+            )
+            counts["alerts"] = self._count_or_delete(
+                db, AlertRow, AlertRow.subject_id == subject.id, dry_run=False
+            )
+            counts["identity"] = self._count_or_delete(
+                db, IdentityRow, IdentityRow.subject_id == subject.id, dry_run=False
+            )
+            counts["quarantine"] = self._count_or_delete(
+                db, QuarantineRow, QuarantineRow.payload.contains(code, autoescape=True), False
+            )
+            counts["consents_closed"] = self._close_consents(db, subject, actor)
+            self._store._append_audit(
+                db,
+                actor=actor,
+                action="subject.withdraw",
+                resource=f"subject/{code}?mode=delete&sessions={counts['sessions']}",
+                purpose=purpose,
+                subject_code=code,
+                ip=None,
+            )
+            return counts
+
+    def anonymise_subject(self, code: str, *, actor: Actor, purpose: str) -> dict[str, int]:
+        """Cut the subject's link to their sessions and keep only what reports aggregate.
+
+        Each session moves to a new opaque id (``anon-…``) with no subject, no devices, no
+        clock details and its times moved to the start of its UTC day (the duration kept);
+        phases keep their plan but lose their times; summaries and ratings stay (rating times
+        also moved to the day); events, display curves, alerts, the identity and quarantined
+        messages naming the subject are deleted; open consents close; audited. Idempotent.
+        Returns counts.
+        """
+        import secrets
+
+        def day_of(moment: datetime | None) -> datetime | None:
+            if moment is None:
+                return None
+            moment = _as_utc(moment)
+            return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+        counts = {"sessions": 0, "events": 0, "curves": 0}
+        with self._store._tx("anonymise subject") as db:
+            subject = self._store._subject_row(db, code, lock=True)
+            rows = db.scalars(select(SessionRow).where(SessionRow.subject_id == subject.id)).all()
+            for row in rows:
+                new_id = ANONYMOUS_SESSION_PREFIX + secrets.token_hex(12)
+                started = day_of(row.started_at)
+                ended = None
+                if started is not None and row.started_at and row.ended_at:
+                    ended = started + (_as_utc(row.ended_at) - _as_utc(row.started_at))
+                db.add(
+                    SessionRow(
+                        id=new_id,
+                        station_id=row.station_id,
+                        subject_id=None,
+                        protocol_id=row.protocol_id,
+                        protocol_version=row.protocol_version,
+                        status=row.status,
+                        started_at=started,
+                        ended_at=ended,
+                        end_reason=row.end_reason,
+                        devices=[],
+                        lifecycle_seq=None,
+                        clock_offset_ms=None,
+                        clock_source=None,
+                        clock_uncertainty_ms=None,
+                        created_at=started or day_of(row.created_at),
+                    )
+                )
+                db.flush()
+                counts["events"] += self._count_or_delete(
+                    db, SessionEventRow, SessionEventRow.session_id == row.id, dry_run=False
+                )
+                counts["curves"] += self._count_or_delete(
+                    db, DisplayCurveRow, DisplayCurveRow.session_id == row.id, dry_run=False
+                )
+                db.execute(
+                    update(SessionPhaseRow)
+                    .where(SessionPhaseRow.session_id == row.id)
+                    .values(session_id=new_id, started_at=None, ended_at=None)
+                )
+                for rating in db.scalars(select(RatingRow).where(RatingRow.session_id == row.id)):
+                    rating.t = day_of(rating.t) or rating.t
+                db.flush()
+                db.execute(
+                    update(RatingRow)
+                    .where(RatingRow.session_id == row.id)
+                    .values(session_id=new_id, source_seq=0, source_index=0)
+                )
+                for summary in db.scalars(
+                    select(SessionSummaryRow).where(SessionSummaryRow.session_id == row.id)
+                ):
+                    summary.computed_at = day_of(summary.computed_at) or summary.computed_at
+                db.flush()
+                db.execute(
+                    update(SessionSummaryRow)
+                    .where(SessionSummaryRow.session_id == row.id)
+                    .values(session_id=new_id)
+                )
+                db.execute(delete(SessionRow).where(SessionRow.id == row.id))
+                counts["sessions"] += 1
+            counts["alerts"] = self._count_or_delete(
+                db, AlertRow, AlertRow.subject_id == subject.id, dry_run=False
+            )
+            counts["identity"] = self._count_or_delete(
+                db, IdentityRow, IdentityRow.subject_id == subject.id, dry_run=False
+            )
+            counts["quarantine"] = self._count_or_delete(
+                db, QuarantineRow, QuarantineRow.payload.contains(code, autoescape=True), False
+            )
+            counts["consents_closed"] = self._close_consents(db, subject, actor)
+            self._store._append_audit(
+                db,
+                actor=actor,
+                action="subject.withdraw",
+                resource=f"subject/{code}?mode=anonymise&sessions={counts['sessions']}",
+                purpose=purpose,
+                subject_code=code,
+                ip=None,
+            )
+            return counts
+
+    def subject_alerts(self, code: str) -> list[Alert]:
+        """Every alert about the subject, oldest first (for an export)."""
+        with self._store._tx("list subject alerts") as db:
+            subject = self._store._subject_row(db, code)
+            rows = db.scalars(
+                select(AlertRow)
+                .where(AlertRow.subject_id == subject.id)
+                .order_by(AlertRow.created_at, AlertRow.id)
+            )
+            return [_alert(row, code) for row in rows]
+
+    def subject_audit(self, code: str) -> list[AuditEntry]:
+        """Every audit entry naming the subject, oldest first (for an export)."""
+        with self._store._tx("read subject audit") as db:
+            rows = db.scalars(
+                select(AuditLogRow).where(AuditLogRow.subject_code == code).order_by(AuditLogRow.id)
+            )
+            return [_audit(row) for row in rows]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """``moment`` as aware UTC (a naive value is taken as UTC, as the store writes it)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

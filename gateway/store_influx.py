@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -45,7 +45,7 @@ from shuxin.gateway.errors import (
     StoreRejectedError,
     StoreUnavailableError,
 )
-from shuxin.gateway.timeseries import FieldValue, Point, coerce_fields, epoch_us
+from shuxin.gateway.timeseries import FieldValue, Point, coerce_fields, epoch_us, from_epoch_us
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,24 @@ class InfluxMode(StrEnum):
 
     V2 = "v2"
     V1 = "v1"
+
+
+class DeleteApi(StrEnum):
+    """How points are deleted (``InfluxSettings.delete_api``; None: by the write mode).
+
+    - ``influxql``: ``DELETE FROM … WHERE`` tags and time on ``/query`` (1.x; the v1 default).
+    - ``v2``: the ``/api/v2/delete`` API with a predicate (2.x, 1.8+; the v2 default).
+    - ``victoriametrics``: ``/api/v1/admin/tsdb/delete_series``. It deletes whole series and
+      takes no time range, so a bounded deletion exports the matching series, deletes them and
+      imports back the samples outside the range (VictoriaMetrics' documented way to delete a
+      time range). Not atomic: a sample written to those series during the few milliseconds
+      between export and delete is lost, so run bounded deletions when the series are quiet
+      (a session's devices after it ended; retention on data older than any live session).
+    """
+
+    INFLUXQL = "influxql"
+    V2 = "v2"
+    VICTORIAMETRICS = "victoriametrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,7 @@ class InfluxSettings:
     password: str | None = field(default=None, repr=False)
     timeout_s: float = 10.0
     batch_size: int = 5000
+    delete_api: DeleteApi | None = None
 
     def __post_init__(self) -> None:
         if self.mode is InfluxMode.V2 and not self.bucket:
@@ -90,6 +109,13 @@ class InfluxSettings:
             raise ValueError("the v1 write mode needs a database")
         if self.batch_size < 1 or self.timeout_s <= 0:
             raise ValueError("batch_size must be >= 1 and timeout_s > 0")
+
+    @property
+    def resolved_delete_api(self) -> DeleteApi:
+        """The delete API in use: the configured one, else the write mode's."""
+        if self.delete_api is not None:
+            return self.delete_api
+        return DeleteApi.INFLUXQL if self.mode is InfluxMode.V1 else DeleteApi.V2
 
     @property
     def query_database(self) -> str:
@@ -252,6 +278,130 @@ class InfluxStore:
         points.sort(key=lambda p: (p.time_us, p.series_key))
         return points
 
+    def delete(
+        self,
+        measurements: Sequence[str],
+        *,
+        station: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        device: str | None = None,
+    ) -> int | None:
+        """Delete points of ``measurements`` in ``[start, end)`` (see the port and
+        :class:`DeleteApi`). Returns the count only for VictoriaMetrics (None otherwise)."""
+        api = self.settings.resolved_delete_api
+        try:
+            if api is DeleteApi.VICTORIAMETRICS:
+                return sum(
+                    self._delete_victoriametrics(m, station, device, start, end)
+                    for m in measurements
+                )
+            for measurement in measurements:
+                if api is DeleteApi.INFLUXQL:
+                    self._delete_influxql(measurement, station, device, start, end)
+                else:
+                    self._delete_v2(measurement, station, device, start, end)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, "delete") from exc
+        except ValueError as exc:
+            raise StoreUnavailableError("delete: the answer is not JSON") from exc
+        return None
+
+    def _delete_influxql(
+        self,
+        measurement: str,
+        station: str | None,
+        device: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> None:
+        where = _tag_conditions(station, device, quote=_literal, ident=_ident)
+        if start is not None:
+            where.append(f"time >= {epoch_us(start) * 1000}")
+        if end is not None:
+            where.append(f"time < {epoch_us(end) * 1000}")
+        # Identifiers and literals are quoted and escaped; InfluxQL has no bind parameters.
+        statement = f"DELETE FROM {_ident(measurement)}"  # noqa: S608
+        if where:
+            statement += f" WHERE {' AND '.join(where)}"
+        response = self._call(
+            "POST",
+            "/query",
+            query=[],
+            form=[("q", statement), ("db", self.settings.database)],
+        )
+        for result in json.loads(response.data).get("results") or []:
+            if "error" in result:
+                raise StoreRejectedError(f"delete: {str(result['error'])[:200]}")
+
+    def _delete_v2(
+        self,
+        measurement: str,
+        station: str | None,
+        device: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> None:
+        conditions = [f"_measurement={_double_quoted(measurement)}"]
+        conditions += _tag_conditions(station, device, quote=_double_quoted, ident=str)
+        # The delete API needs both bounds; its stop is inclusive, so stop 1 µs before ``end``.
+        stop_us = epoch_us(end) - 1 if end is not None else _V2_MAX_STOP_US
+        self._client.delete_api().delete(
+            start=from_epoch_us(epoch_us(start) if start is not None else 0),
+            stop=from_epoch_us(stop_us),
+            predicate=" AND ".join(conditions),
+            bucket=self.settings.bucket,
+            org=self.settings.org or "-",
+        )
+
+    def _delete_victoriametrics(
+        self,
+        measurement: str,
+        station: str | None,
+        device: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> int:
+        labels = [f"__name__=~{_double_quoted(measurement + '_.+')}"]
+        labels += _tag_conditions(station, device, quote=_double_quoted, ident=str)
+        selector = "{" + ",".join(labels) + "}"
+        export = self._call("POST", "/api/v1/export", query=[], form=[("match[]", selector)])
+        series = [json.loads(line) for line in export.data.splitlines() if line.strip()]
+        start_ms = -(2**63) if start is None else -(-epoch_us(start) // 1000)
+        end_ms = 2**63 if end is None else -(-epoch_us(end) // 1000)
+        kept: list[str] = []
+        deleted = 0
+        for one in series:
+            pairs = list(zip(one.get("timestamps") or [], one.get("values") or [], strict=False))
+            keep = [(t, v) for t, v in pairs if not start_ms <= t < end_ms]
+            deleted += len(pairs) - len(keep)
+            if keep:
+                kept.append(
+                    json.dumps(
+                        {
+                            "metric": one.get("metric") or {},
+                            "values": [v for _, v in keep],
+                            "timestamps": [t for t, _ in keep],
+                        },
+                        separators=(",", ":"),
+                    )
+                )
+        if deleted == 0:
+            return 0
+        self._call(
+            "POST", "/api/v1/admin/tsdb/delete_series", query=[], form=[("match[]", selector)]
+        )
+        if kept:
+            self._call(
+                "POST",
+                "/api/v1/import",
+                query=[],
+                body="\n".join(kept).encode("utf-8"),
+                # JSON lines; a JSON content type would make the client re-serialise the body.
+                content_type="text/plain; charset=utf-8",
+            )
+        return deleted
+
     def _call(
         self,
         method: str,
@@ -278,6 +428,30 @@ class InfluxStore:
             _preload_content=False,
             _return_http_data_only=True,
         )
+
+
+#: Latest stop the v2 delete API takes (its timestamps are int64 nanoseconds).
+_V2_MAX_STOP_US: Final = (2**63 - 1) // 1000 - 1
+
+
+def _double_quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _tag_conditions(
+    station: str | None,
+    device: str | None,
+    *,
+    quote: Callable[[str], str],
+    ident: Callable[[str], str],
+) -> list[str]:
+    """``station``/``device`` equality conditions in the store's quoting."""
+    conditions = []
+    if station is not None:
+        conditions.append(f"{ident('station')}={quote(station)}")
+    if device is not None:
+        conditions.append(f"{ident('device')}={quote(device)}")
+    return conditions
 
 
 def _points_from_result(measurement: str, result: Mapping[str, Any]) -> list[Point]:

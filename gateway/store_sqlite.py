@@ -138,6 +138,75 @@ class SqliteStore:
             for tags, t, f in rows
         ]
 
+    def delete(
+        self,
+        measurements: Sequence[str],
+        *,
+        station: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        device: str | None = None,
+    ) -> int:
+        """Delete points of ``measurements`` in ``[start, end)`` (see the port); return how
+        many. Series rows stay (they hold no values); the file shrinks on the next VACUUM."""
+        if not measurements:
+            return 0
+        marks = ",".join("?" * len(measurements))
+        series_sql = f"SELECT id FROM series WHERE measurement IN ({marks})"  # noqa: S608
+        params: list[object] = list(measurements)
+        if station is not None:
+            series_sql += " AND station = ?"
+            params.append(station)
+        if device is not None:
+            series_sql += " AND device = ?"
+            params.append(device)
+        # Only placeholders are formatted in; every value is a bound parameter.
+        sql = f"DELETE FROM point WHERE series_id IN ({series_sql})"  # noqa: S608
+        if start is not None:
+            sql += " AND time_us >= ?"
+            params.append(epoch_us(start))
+        if end is not None:
+            sql += " AND time_us < ?"
+            params.append(epoch_us(end))
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                deleted = self._db.execute(sql, params).rowcount
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(self._db)
+                raise StoreUnavailableError(f"time-series delete failed: {exc}") from exc
+        return int(deleted)
+
+    def count_between(
+        self,
+        measurements: Sequence[str],
+        *,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> int:
+        """Points of ``measurements`` with ``start <= time < end`` (what a purge would take)."""
+        if not measurements:
+            return 0
+        marks = ",".join("?" * len(measurements))
+        # Only placeholders are formatted in; every value is a bound parameter.
+        sql = (
+            "SELECT COUNT(*) FROM point JOIN series ON series.id = point.series_id "  # noqa: S608
+            f"WHERE series.measurement IN ({marks})"
+        )
+        params: list[object] = list(measurements)
+        if start is not None:
+            sql += " AND point.time_us >= ?"
+            params.append(epoch_us(start))
+        if end is not None:
+            sql += " AND point.time_us < ?"
+            params.append(epoch_us(end))
+        with self._lock:
+            try:
+                return int(self._db.execute(sql, params).fetchone()[0])
+            except sqlite3.Error as exc:
+                raise StoreQueryError(f"time-series count failed: {exc}") from exc
+
     def count(self, measurement: str | None = None) -> int:
         """Number of stored points (of one measurement, or all)."""
         sql = "SELECT COUNT(*) FROM point"

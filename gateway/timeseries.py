@@ -390,6 +390,27 @@ class TimeSeriesStore(Protocol):
         """
         ...
 
+    def delete(
+        self,
+        measurements: Sequence[str],
+        *,
+        station: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        device: str | None = None,
+    ) -> int | None:
+        """Delete the points of ``measurements`` with ``start <= time < end`` (None: unbounded)
+        at ``station`` (None: every station) and ``device`` (None: every device, and the
+        series without one, such as ``metrics``); other points stay.
+
+        Return how many points went, or None when the store does not say. Deleting nothing is
+        not an error, so a retried deletion is harmless. Raise ``StoreUnavailableError`` /
+        ``StoreRejectedError`` as ``write`` does. Beats and samples carry no subject: a
+        subject's points are deleted by the station, devices and time range of each of the
+        subject's sessions (see :mod:`shuxin.gateway.lifecycle`).
+        """
+        ...
+
     def ping(self) -> bool:
         """Return True when the store answers now; never raises."""
         ...
