@@ -66,6 +66,7 @@ class RestingValue:
     ln_rmssd: float
     quality_passed: bool
     quality: Mapping[str, Any] = field(default_factory=dict)
+    mean_hr_bpm: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,58 @@ def _stats(values: Sequence[float]) -> tuple[float, float] | None:
 
 def _baseline_doc(values: Sequence[float], stats: tuple[float, float]) -> dict[str, Any]:
     return {"n": min(len(values), BASELINE_MAX), "mean_ln_rmssd": stats[0], "sd": stats[1]}
+
+
+#: How :func:`personal_baseline_change` scores a value (stored with the result).
+BASELINE_METHOD: Final = (
+    "z = (value - mean) / SD; mean and sample SD (ddof=1) of the last "
+    f"{BASELINE_MAX} quality-passed resting values of sessions that started before this one; "
+    f"only with >= {MIN_BASELINE} such values"
+)
+
+
+def personal_baseline_change(
+    history: Sequence[RestingValue],
+    *,
+    before: datetime,
+    ln_rmssd: float | None,
+    mean_hr_bpm: float | None,
+) -> dict[str, Any] | None:
+    """Z-scores of one session's resting lnRMSSD and mean HR against the personal baseline.
+
+    The reference is the valid (quality-passed) values of ``history`` with ``t < before``
+    (the sessions that started before the scored one), so reprocessing later gives the same
+    answer. Statistics as the alert rules (:data:`BASELINE_MAX`, :data:`MIN_BASELINE`,
+    ddof = 1). Returns None when neither metric has a usable reference; otherwise
+    ``{"method", "ln_rmssd": {...} | None, "mean_hr_bpm": {...} | None}`` where each part is
+    ``{"n", "mean", "sd", "value", "z"}``.
+    """
+    earlier = sorted(
+        (v for v in history if v.quality_passed and math.isfinite(v.ln_rmssd) and v.t < before),
+        key=lambda v: v.t,
+    )
+
+    def part(values: Sequence[float], value: float | None) -> dict[str, Any] | None:
+        stats = _stats(values)
+        if stats is None or value is None or not math.isfinite(value):
+            return None
+        mean, sd = stats
+        return {
+            "n": min(len(values), BASELINE_MAX),
+            "mean": mean,
+            "sd": sd,
+            "value": value,
+            "z": (value - mean) / sd,
+        }
+
+    ln_part = part([v.ln_rmssd for v in earlier], ln_rmssd)
+    hr_values = [
+        v.mean_hr_bpm for v in earlier if v.mean_hr_bpm is not None and math.isfinite(v.mean_hr_bpm)
+    ]
+    hr_part = part(hr_values, mean_hr_bpm)
+    if ln_part is None and hr_part is None:
+        return None
+    return {"method": BASELINE_METHOD, "ln_rmssd": ln_part, "mean_hr_bpm": hr_part}
 
 
 def evaluate_advisory(

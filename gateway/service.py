@@ -3,7 +3,8 @@
 ``build_gateway(settings)`` wires the MQTT subscriber → ``Ingest`` (decode, dedupe, quarantine)
 → ``TimeSeriesSink`` → ``SpoolingWriter`` → the chosen time-series store, and ``SqlSink`` →
 the SQL store (sessions, events, ratings, station and device health), and ``SummarySink``
-(authoritative summaries when a session ends). ``shuxin gateway run``,
+(authoritative summaries when a session ends), plus the periodic operational-alert checker
+(``OpsAlertChecker``: station offline, device lost, outbox backlog). ``shuxin gateway run``,
 the demo and the end-to-end tests all build the gateway here (tests may pass their own store).
 No logic of its own beyond choosing and connecting adapters.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from shuxin.gateway.dedupe import SqliteSeqLedger
 from shuxin.gateway.ingest import Ingest, MessageSink
 from shuxin.gateway.mqtt_ingest import MqttIngest, MqttIngestSettings
+from shuxin.gateway.ops_alerts import OpsAlertChecker, OpsThresholds
 from shuxin.gateway.quarantine import SqliteQuarantine
 from shuxin.gateway.settings import GatewaySettings, SqliteTsdb, broker_endpoint, parse_tsdb_url
 from shuxin.gateway.spool import Spool, SpoolingWriter
@@ -44,13 +46,16 @@ class GatewayService:
     writer: SpoolingWriter
     ingest: Ingest
     mqtt: MqttIngest
+    ops: OpsAlertChecker
     _closed: bool = field(default=False, repr=False)
 
     async def run(self) -> None:
-        """Ingest until cancelled (the MQTT loop and the spool drain loop)."""
+        """Ingest until cancelled (the MQTT loop, the spool drain loop and the operational
+        alert checks)."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.mqtt.run())
             group.create_task(self.writer.drain_forever())
+            group.create_task(self.ops.run_forever(self.settings.ops_check_interval_s))
 
     def close(self) -> None:
         """Close every store the service opened (idempotent)."""
@@ -70,6 +75,20 @@ def open_store(settings: GatewaySettings) -> TimeSeriesStore:
         choice.path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(choice.path)
     return InfluxStore(choice)
+
+
+def ops_thresholds(settings: GatewaySettings) -> OpsThresholds:
+    """The operational-alert thresholds from the settings."""
+    return OpsThresholds(
+        station_offline_after_s=settings.ops_station_offline_after_s,
+        station_silent_after_s=settings.ops_station_silent_after_s,
+        device_lost_after_s=settings.ops_device_lost_after_s,
+        device_silent_after_s=settings.ops_device_silent_after_s,
+        backlog_open=settings.ops_backlog_open,
+        backlog_clear=settings.ops_backlog_clear,
+        backlog_after_s=settings.ops_backlog_after_s,
+        clear_after_s=settings.ops_clear_after_s,
+    )
 
 
 def build_gateway(
@@ -109,4 +128,7 @@ def build_gateway(
         ingest,
         backoff=backoff,
     )
-    return GatewayService(settings, store, sql, ledger, quarantine, spool, writer, ingest, mqtt)
+    ops = OpsAlertChecker(sql, ops_thresholds(settings))
+    return GatewayService(
+        settings, store, sql, ledger, quarantine, spool, writer, ingest, mqtt, ops
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shuxin.gateway.sql_settings import SqlSettings
@@ -63,6 +63,48 @@ class GatewaySettings(BaseSettings):
         default_factory=SqlSettings,
         description="the SQL store (SHUXIN_SQL_* variables; default SQLite in DATA_DIR)",
     )
+
+    ops_check_interval_s: float = Field(
+        default=15.0, gt=0, le=3600, description="how often operational alerts are checked"
+    )
+    ops_station_offline_after_s: float = Field(
+        default=60.0, ge=0, description="a station offline this long raises station_offline"
+    )
+    ops_station_silent_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="an online station not seen this long counts as offline (empty: off)",
+    )
+    ops_device_lost_after_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="a device of a running session disconnected this long raises device_lost",
+    )
+    ops_device_silent_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="a running session's device without status this long counts as lost",
+    )
+    ops_backlog_open: int = Field(
+        default=500, ge=1, description="outbox backlog (messages) that raises outbox_backlog"
+    )
+    ops_backlog_clear: int = Field(
+        default=50, ge=0, description="outbox backlog at or below which the alert clears"
+    )
+    ops_backlog_after_s: float = Field(
+        default=60.0, ge=0, description="the backlog must stay high this long"
+    )
+    ops_clear_after_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="an operational condition must stay clear this long before auto-resolve",
+    )
+
+    @model_validator(mode="after")
+    def _check_backlog_band(self) -> GatewaySettings:
+        if self.ops_backlog_clear >= self.ops_backlog_open:
+            raise ValueError("ops_backlog_clear must be below ops_backlog_open")
+        return self
 
     @field_validator("broker_url")
     @classmethod

@@ -898,11 +898,22 @@ class SqlStore:
 
     def record_station_status(self, status: StationStatus, received_at: datetime) -> Station:
         """Apply a retained station status; an older ``sent_at`` than the stored one only
-        advances ``last_seen_at``."""
+        advances ``last_seen_at`` — except the last will of the connection that reported
+        ``online``: the edge composes its will (``offline``) when it connects, before its
+        ``online`` status, so the will is older by construction; it is recognised by carrying
+        the same ``reconnects`` count as the stored ``online`` status."""
         with self._tx("record station status") as db:
             row = self._station_row(db, status.station, lock=True)
             row.last_seen_at = _max_time(row.last_seen_at, received_at)
-            if row.presence_at is None or status.sent_at >= row.presence_at:
+            own_will = (
+                status.state == "offline"
+                and row.presence is Presence.ONLINE
+                and status.reconnects is not None
+                and status.reconnects == row.reconnects
+            )
+            if own_will:
+                row.presence = Presence.OFFLINE
+            elif row.presence_at is None or status.sent_at >= row.presence_at:
                 row.presence = Presence(status.state)
                 row.presence_at = status.sent_at
                 if status.agent_version is not None:
@@ -1692,6 +1703,58 @@ class SqlStore:
                 query = query.where(AlertRow.state == state)
             query = query.order_by(AlertRow.created_at.desc(), AlertRow.id.desc())
             return [_alert(row, code) for row, code in db.execute(query).all()]
+
+    # ----------------------------------------------------------------------- operational alerts
+
+    def all_stations(self) -> list[Station]:
+        """Every registered station, by id (for the gateway's operational checks)."""
+        with self._tx("list all stations") as db:
+            rows = db.scalars(select(ReliefStationRow).order_by(ReliefStationRow.id))
+            return [_station(row) for row in rows]
+
+    def running_sessions(self) -> list[SessionRecord]:
+        """Every session still running (no end, abort or timeout yet)."""
+        with self._tx("list running sessions") as db:
+            query = (
+                select(SessionRow, SubjectRow.code)
+                .outerjoin(SubjectRow, SubjectRow.id == SessionRow.subject_id)
+                .where(SessionRow.status == SessionStatus.RUNNING)
+                .order_by(SessionRow.id)
+            )
+            return [_session(row, code) for row, code in db.execute(query).all()]
+
+    def unresolved_operational_alerts(self) -> list[Alert]:
+        """Open or acknowledged station-offline, device-lost and outbox-backlog alerts."""
+        with self._tx("list operational alerts") as db:
+            rows = db.scalars(
+                select(AlertRow)
+                .where(
+                    AlertRow.kind.not_in(list(_SUBJECT_ALERTS)),
+                    AlertRow.state != AlertState.RESOLVED,
+                )
+                .order_by(AlertRow.id)
+            )
+            return [_alert(row, None) for row in rows]
+
+    def resolve_operational_alert(
+        self, alert_id: int, *, actor: Actor, note: str, at: datetime
+    ) -> Alert:
+        """The system resolves an operational alert whose condition cleared (no user; the
+        note says who). Advisory alerts are refused: only a person resolves those."""
+        _check_text(note, MAX_NOTE_CHARS, "note")
+        with self._tx("resolve operational alert") as db:
+            row = db.get(AlertRow, alert_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no alert {alert_id}")
+            if row.kind in _SUBJECT_ALERTS:
+                raise InvalidTransitionError(f"alert {alert_id} is advisory: a person resolves it")
+            if row.state is AlertState.RESOLVED:
+                raise InvalidTransitionError(f"alert {alert_id} is already resolved")
+            row.state = AlertState.RESOLVED
+            row.open_key = None
+            row.resolved_at, row.resolve_note = at, f"{actor.name}: {note}"
+            db.flush()
+            return _alert(row, None)
 
     # ----------------------------------------------------------------------- quarantine
 

@@ -14,6 +14,7 @@ does the reads and writes and is idempotent (re-running replaces the same rows).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -26,9 +27,13 @@ from numpy.typing import NDArray
 
 from shuxin.gateway.sql_store import WHOLE_SESSION, DisplayCurve, SqlStore, Summary
 from shuxin.gateway.timeseries import TimeSeriesStore, epoch_us
+from shuxin.signal.eda_clean import eda_clean
+from shuxin.signal.eda_phasic import eda_phasic
 from shuxin.signal.eda_summary import eda_summary
 from shuxin.signal.errors import SignalError
 from shuxin.signal.hrv_report import hrv_report
+from shuxin.signal.hrv_stream import HrvStream
+from shuxin.signal.rr_clean import rr_clean
 from shuxin.signal.version import algorithm_version
 
 log = logging.getLogger(__name__)
@@ -113,7 +118,7 @@ class SessionSummaryResult:
     phases: tuple[PhaseResult, ...]
     whole: PhaseResult
     deltas: Mapping[str, Mapping[str, float | None]]
-    curves: Mapping[str, tuple[tuple[float, ...], tuple[float | None, ...]]]
+    curves: Mapping[str, Curve]
     algorithm_version: str = SUMMARY_VERSION
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -217,6 +222,119 @@ def _deltas(phases: Sequence[PhaseResult], kinds: Mapping[int, str | None]) -> d
     return out
 
 
+#: Display-curve grid (s) and the most points a curve holds; longer sessions coarsen the grid
+#: to a multiple of 5 s so that no curve exceeds the bound.
+CURVE_STEP_S: Final = 5.0
+CURVE_MAX_POINTS: Final = 2000
+#: Rolling RMSSD window of the display curve (s), as ``HrvStream(rmssd_window_s=…)``.
+RMSSD_CURVE_WINDOW_S: Final = 30.0
+#: A beat later than its own RR interval says by more than this (s) starts a new segment
+#: (the stream is reset, the curves show a gap); same for EDA samples beyond their spacing.
+CURVE_GAP_S: Final = 3.0
+#: Fewest beats a segment needs before it is cleaned and streamed for RMSSD and coherence.
+CURVE_MIN_BEATS: Final = 10
+
+Curve = tuple[tuple[float, ...], tuple[float | None, ...]]
+
+
+def curve_step_s(duration_s: float) -> float:
+    """The grid step (s) for a session of ``duration_s``: 5 s, or a multiple of 5 s so that
+    the grid has at most :data:`CURVE_MAX_POINTS` points."""
+    factor = max(1, math.ceil(duration_s / (CURVE_STEP_S * CURVE_MAX_POINTS)))
+    return CURVE_STEP_S * factor
+
+
+def _splits(time_us: NDArray[np.int64], expected_us: NDArray[np.float64]) -> list[slice]:
+    """Contiguous runs: a new run starts where the spacing exceeds the expected by a gap."""
+    if time_us.size == 0:
+        return []
+    late = np.diff(time_us).astype(np.float64) - expected_us[1:] > CURVE_GAP_S * 1e6
+    starts = [0, *(np.flatnonzero(late) + 1).tolist(), int(time_us.size)]
+    return [slice(a, b) for a, b in itertools.pairwise(starts)]
+
+
+class _Grid:
+    """Values on the display grid: a mean or the last value per cell; None for empty cells."""
+
+    def __init__(self, n: int, step_s: float) -> None:
+        self.step_s = step_s
+        self.sums = np.zeros(n)
+        self.counts = np.zeros(n, dtype=np.int64)
+        self.last: list[float | None] = [None] * n
+
+    def cell(self, t_s: float) -> int | None:
+        index = math.floor(t_s / self.step_s)
+        return index if 0 <= index < len(self.last) else None
+
+    def add(self, t_s: float, value: float) -> None:
+        index = self.cell(t_s)
+        if index is not None and math.isfinite(value):
+            self.sums[index] += value
+            self.counts[index] += 1
+            self.last[index] = value
+
+    def means(self, digits: int) -> Curve:
+        values = tuple(
+            round(float(total / count), digits) if count else None
+            for total, count in zip(self.sums, self.counts, strict=True)
+        )
+        return self.times(), values
+
+    def lasts(self, digits: int) -> Curve:
+        return self.times(), tuple(None if v is None else round(v, digits) for v in self.last)
+
+    def times(self) -> tuple[float, ...]:
+        return tuple(i * self.step_s for i in range(len(self.last)))
+
+
+def _beat_curves(
+    t0_us: int, beat_us: NDArray[np.int64], rr_ms: NDArray[np.float64], n: int, step_s: float
+) -> dict[str, Curve]:
+    hr, rmssd, coherence = _Grid(n, step_s), _Grid(n, step_s), _Grid(n, step_s)
+    for part in _splits(beat_us, rr_ms * 1000.0):
+        seg_t, seg_rr = beat_us[part], rr_ms[part]
+        for t_us, rr in zip(seg_t, seg_rr, strict=True):
+            hr.add((t_us - t0_us) / 1e6, 60000.0 / float(rr))
+        if seg_rr.size < CURVE_MIN_BEATS:
+            continue
+        try:
+            clean = rr_clean(seg_rr).rr_ms
+        except SignalError:
+            continue
+        stream = HrvStream(rmssd_window_s=RMSSD_CURVE_WINDOW_S)
+        first_start_us = float(seg_t[0]) - float(seg_rr[0]) * 1000.0
+        for rr in clean:
+            live = stream.push(float(rr))
+            t_s = (first_start_us + live.t_s * 1e6 - t0_us) / 1e6
+            rmssd.add(t_s, live.rmssd_ms)
+            if live.coherence is not None:
+                coherence.add(t_s, live.coherence.coherence_ratio)
+    return {
+        "hr_bpm": hr.means(2),
+        "rmssd_ms": rmssd.lasts(2),
+        "coherence_ratio": coherence.lasts(3),
+    }
+
+
+def _eda_curve(
+    t0_us: int, eda_t_us: NDArray[np.int64], eda_us: NDArray[np.float64], n: int, step_s: float
+) -> Curve:
+    scl = _Grid(n, step_s)
+    spacing_us = float(np.median(np.diff(eda_t_us))) if eda_t_us.size > 1 else 0.0
+    for part in _splits(eda_t_us, np.full(eda_t_us.size, spacing_us)):
+        seg_t, seg = eda_t_us[part], eda_us[part]
+        if seg.size < 2 or spacing_us <= 0:
+            continue
+        fs_hz = 1e6 / spacing_us
+        try:
+            tonic = eda_phasic(eda_clean(seg, fs_hz).eda_us, fs_hz).tonic_us
+        except SignalError:
+            continue
+        for t_us, value in zip(seg_t, tonic, strict=True):
+            scl.add((t_us - t0_us) / 1e6, float(value))
+    return scl.means(4)
+
+
 def _curves(
     t0_us: int,
     beat_us: NDArray[np.int64],
@@ -224,25 +342,24 @@ def _curves(
     *,
     eda_us_t: NDArray[np.int64],
     eda_us: NDArray[np.float64],
-    step_s: float = 5.0,
-) -> dict[str, tuple[tuple[float, ...], tuple[float | None, ...]]]:
-    curves: dict[str, tuple[tuple[float, ...], tuple[float | None, ...]]] = {}
+) -> dict[str, Curve]:
+    """Display curves on one grid from the session start: ``hr_bpm`` (mean of 60000/RR per
+    cell), ``rmssd_ms`` (``HrvStream``, rolling 30 s, last value per cell), ``coherence_ratio``
+    (``HrvStream`` coherence, 64 s window updated every 5 s, last update per cell) and
+    ``scl_us`` (tonic level from ``eda_clean`` + ``eda_phasic``, mean per cell). RR is cleaned
+    with ``rr_clean`` per contiguous segment; a gap resets the stream and leaves empty cells
+    (None)."""
+    ends = [int(t[-1]) for t in (beat_us, eda_us_t) if t.size]
+    if not ends:
+        return {}
+    duration_s = max(0.0, (max(ends) - t0_us) / 1e6)
+    step_s = curve_step_s(duration_s)
+    n = min(CURVE_MAX_POINTS, math.floor(duration_s / step_s) + 1)
+    curves: dict[str, Curve] = {}
     if beat_us.size:
-        t_s = (beat_us - t0_us) / 1e6
-        edges = np.arange(0.0, float(t_s[-1]) + step_s, step_s)
-        hr: list[float | None] = []
-        for lo in edges:
-            inside = rr_ms[(t_s >= lo) & (t_s < lo + step_s)]
-            hr.append(round(float(np.mean(60000.0 / inside)), 2) if inside.size else None)
-        curves["hr_bpm"] = (tuple(float(e) for e in edges), tuple(hr))
+        curves.update(_beat_curves(t0_us, beat_us, rr_ms, n, step_s))
     if eda_us.size:
-        t_s = (eda_us_t - t0_us) / 1e6
-        edges = np.arange(0.0, float(t_s[-1]) + step_s, step_s)
-        scl: list[float | None] = []
-        for lo in edges:
-            inside = eda_us[(t_s >= lo) & (t_s < lo + step_s)]
-            scl.append(round(float(np.mean(inside)), 4) if inside.size else None)
-        curves["scl_us"] = (tuple(float(e) for e in edges), tuple(scl))
+        curves["scl_us"] = _eda_curve(t0_us, eda_us_t, eda_us, n, step_s)
     return curves
 
 
@@ -353,10 +470,15 @@ def summarize_session(
     )
     result = summarize_arrays(windows, beat_t, rr, eda_t, eda)
     computed_at = now or datetime.now(UTC)
+    resting_index = next((w.index for w in windows if w.kind in RESTING_KINDS), None)
     for part in (*result.phases, result.whole):
         metrics: dict[str, Any] = dict(part.metrics)
         if part.index == WHOLE_SESSION:
             metrics["deltas"] = result.deltas
+        elif part.index == resting_index and record.subject_code is not None:
+            change = _personal_baseline(sql, record.subject_code, record.started_at, part)
+            if change is not None:
+                metrics["personal_baseline"] = change
         sql.store_summary(
             Summary(
                 session_id=session_id,
@@ -376,6 +498,24 @@ def summarize_session(
 
 #: A resting value counts for the personal baseline only at or below this % of artefacts.
 RESTING_MAX_ARTIFACT_PCT: Final = 5.0
+#: Phase kinds whose first occurrence in a session is its resting baseline.
+RESTING_KINDS: Final = ("baseline", "rest")
+
+
+def _personal_baseline(
+    sql: SqlStore, subject_code: str, started_at: datetime, part: PhaseResult
+) -> dict[str, Any] | None:
+    """The resting phase's change against the subject's personal baseline (earlier sessions
+    only, so reprocessing gives the same result), or None while fewer than 5 exist."""
+    from shuxin.gateway.alerts import personal_baseline_change
+
+    ln_rmssd, mean_hr = part.metrics.get("ln_rmssd"), part.metrics.get("mean_hr_bpm")
+    return personal_baseline_change(
+        resting_history(sql, subject_code),
+        before=started_at,
+        ln_rmssd=float(ln_rmssd) if ln_rmssd is not None else None,
+        mean_hr_bpm=float(mean_hr) if mean_hr is not None else None,
+    )
 
 
 def resting_history(sql: SqlStore, subject_code: str) -> list[Any]:
@@ -390,9 +530,10 @@ def resting_history(sql: SqlStore, subject_code: str) -> list[Any]:
             continue
         kinds = {p.index: p.kind for p in sql.session_phases(record.id)}
         for summary in sql.summaries(record.id):
-            if kinds.get(summary.phase_index) not in ("baseline", "rest"):
+            if kinds.get(summary.phase_index) not in RESTING_KINDS:
                 continue
             ln_rmssd = summary.metrics.get("ln_rmssd")
+            mean_hr = summary.metrics.get("mean_hr_bpm")
             artefacts = summary.quality.get("artifact_pct")
             passed = (
                 ln_rmssd is not None
@@ -406,6 +547,7 @@ def resting_history(sql: SqlStore, subject_code: str) -> list[Any]:
                     ln_rmssd=float(ln_rmssd) if ln_rmssd is not None else math.nan,
                     quality_passed=passed,
                     quality={"artifact_pct": artefacts},
+                    mean_hr_bpm=float(mean_hr) if mean_hr is not None else None,
                 )
             )
             break  # the first resting phase of a session is its baseline

@@ -57,7 +57,7 @@ def test_resonance_phase_is_more_coherent_and_deltas_say_so() -> None:
     assert recovery.metrics["scl_mean_us"] is not None
     assert result.whole.index == WHOLE_SESSION
     assert result.whole.metrics["n_beats"] == pytest.approx(rr_ms.size, abs=3)
-    assert set(result.curves) == {"hr_bpm", "scl_us"}
+    assert set(result.curves) == {"hr_bpm", "rmssd_ms", "coherence_ratio", "scl_us"}
 
 
 def test_phase_numbers_equal_the_signal_core_run_offline() -> None:
@@ -117,7 +117,12 @@ def test_summarize_session_stores_idempotently(tmp_path: Path) -> None:
         whole = next(s for s in stored if s.phase_index == WHOLE_SESSION)
         assert "training_minus_baseline" in whole.metrics["deltas"]
         assert whole.protocol_version == "1"
-        assert {c.series for c in sql.curves("st-a-20261123-0900")} == {"hr_bpm", "scl_us"}
+        assert {c.series for c in sql.curves("st-a-20261123-0900")} == {
+            "hr_bpm",
+            "rmssd_ms",
+            "coherence_ratio",
+            "scl_us",
+        }
     finally:
         tsdb.close()
         sql.close()
