@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shuxin.gateway.sql_settings import SqlSettings
-from shuxin.gateway.store_influx import InfluxMode, InfluxSettings
+from shuxin.gateway.store_influx import DeleteApi, InfluxMode, InfluxSettings
 
 
 class GatewaySettings(BaseSettings):
@@ -54,7 +54,8 @@ class GatewaySettings(BaseSettings):
         description=(
             "sqlite:///PATH (default: DATA_DIR/timeseries.sqlite3), "
             "influxdb1://[USER:PASS@]HOST:PORT/DATABASE[?rp=RP], "
-            "influxdb2://HOST:PORT?org=ORG&bucket=BUCKET[&tls=1] (token from INFLUX_TOKEN)"
+            "influxdb2://HOST:PORT?org=ORG&bucket=BUCKET[&tls=1][&delete=victoriametrics] "
+            "(token from INFLUX_TOKEN; delete=victoriametrics for VictoriaMetrics)"
         ),
     )
     influx_token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x token")
@@ -196,11 +197,23 @@ def parse_tsdb_url(
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+    delete_api: DeleteApi | None = None
+    if "delete" in query:
+        try:
+            delete_api = DeleteApi(query["delete"])
+        except ValueError:
+            choices = ", ".join(d.value for d in DeleteApi)
+            raise ValueError(f"unknown ?delete= in {url!r}: use one of {choices}") from None
     bucket = query.get("bucket", "")
     if not bucket:
         raise ValueError(f"influxdb2 URL needs ?bucket=…: {url!r}")
     if check_secrets and not token:
         raise ValueError("influxdb2 needs a token: set SHUXIN_GATEWAY_INFLUX_TOKEN")
     return InfluxSettings(
-        url=base, mode=InfluxMode.V2, org=query.get("org", ""), bucket=bucket, token=token
+        url=base,
+        mode=InfluxMode.V2,
+        org=query.get("org", ""),
+        bucket=bucket,
+        token=token,
+        delete_api=delete_api,
     )

@@ -13,7 +13,7 @@ from shuxin.gateway.settings import (
     broker_endpoint,
     parse_tsdb_url,
 )
-from shuxin.gateway.store_influx import InfluxMode, InfluxSettings
+from shuxin.gateway.store_influx import DeleteApi, InfluxMode, InfluxSettings
 
 
 def test_broker_urls() -> None:
@@ -60,6 +60,12 @@ def test_tsdb_urls(tmp_path: Path) -> None:
         "hrv",
         "t",
     )
+    assert v2.resolved_delete_api is DeleteApi.V2
+    vm = parse_tsdb_url(
+        "influxdb2://vm:8428?bucket=hrv&delete=victoriametrics", token="t", data_dir=tmp_path
+    )
+    assert isinstance(vm, InfluxSettings)
+    assert vm.resolved_delete_api is DeleteApi.VICTORIAMETRICS
 
 
 @pytest.mark.parametrize(
@@ -70,6 +76,7 @@ def test_tsdb_urls(tmp_path: Path) -> None:
         ("influxdb1://db:8086", "needs a database"),
         ("influxdb2://db:8086?org=o", "needs \\?bucket"),
         ("influxdb2://db:8086?bucket=b", "needs a token"),
+        ("influxdb2://db:8086?bucket=b&delete=drop", "unknown \\?delete="),
     ],
 )
 def test_bad_tsdb_urls_say_why(tmp_path: Path, url: str, why: str) -> None:
