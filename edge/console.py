@@ -9,6 +9,13 @@ pacer phase and progress — never the subject code) and post scene and event ma
 ``POST /api/vr/events``; the protocol is documented in
 ``firmware_configs/vr_client_protocol.md``.
 
+Operations endpoints on the same listener: ``GET /healthz`` (the process answers),
+``GET /readyz`` (200 once the agent has started its sources and the outbox is readable; the
+broker is reported but not required — a station works offline) and ``GET /metrics``
+(Prometheus text format, read at scrape time from the agent's own counters by
+:func:`edge_samples`: outbox backlog and drops, publisher connects and errors, BLE decode
+errors, device links, sessions). Labels carry device ids and error kinds, never subject codes.
+
 :func:`serve_console` runs uvicorn inside the agent's own event loop (no threads) and leaves
 the process's signal handling to the agent. Every write goes through the agent's session
 runners, so console actions become contract events in the outbox like any other.
@@ -30,13 +37,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from shuxin.contract.ids import DeviceId, FreeText, Label, SubjectCode
 from shuxin.edge.clock import to_datetime
 from shuxin.edge.session import SessionError, SessionRunner
+from shuxin.runtime.metrics import (
+    CONTENT_TYPE,
+    MetricSample,
+    counter,
+    gauge,
+    new_registry,
+    register_snapshot,
+    render_latest,
+)
 
 if TYPE_CHECKING:
     from shuxin.edge.agent import Agent
@@ -207,6 +223,142 @@ def status_view(agent: Agent) -> dict[str, Any]:
     }
 
 
+def edge_samples(agent: Agent) -> list[MetricSample]:
+    """Every edge metric (``shuxin_edge_…``), read now from the agent's parts' own counters.
+
+    Names (counters end in ``_total`` on the wire): ``outbox_backlog_messages``,
+    ``outbox_backlog_bytes``, ``outbox_oldest_age_seconds`` (gauges), ``outbox_enqueued``,
+    ``outbox_acked``, ``outbox_dropped{cap}``; ``publisher_published``,
+    ``publisher_connects``, ``publisher_reconnects``, ``publisher_disconnects``,
+    ``publisher_errors{kind}``, gauge ``publisher_connected``; ``ble_values_decoded{device,
+    characteristic}``, ``ble_decode_errors{device,characteristic,kind}``,
+    ``ble_notifications_dropped{device,outcome}``, gauge ``device_connected{device}``;
+    ``readings_dropped{reason}``, ``messages_invalid``; ``events``, ``sessions_started``,
+    ``sessions_resumed``, ``sessions_ended``, gauge ``sessions_running``,
+    ``agent_errors{kind}``; gauge ``info{station,version}``.
+    """
+    from shuxin.edge.agent import AGENT_VERSION
+
+    samples: list[MetricSample] = [
+        gauge(
+            "info",
+            "Station id and agent version of this process (always 1).",
+            1,
+            {"station": agent.settings.station, "version": AGENT_VERSION},
+        )
+    ]
+    stats = agent.outbox.stats()
+    samples += [
+        gauge("outbox_backlog_messages", "Messages waiting in the outbox.", stats.backlog),
+        gauge("outbox_backlog_bytes", "Bytes waiting in the outbox.", stats.backlog_bytes),
+        gauge("outbox_oldest_age_seconds", "Age of the oldest outbox message.", stats.oldest_age_s),
+        counter("outbox_enqueued", "Messages written to the outbox.", stats.enqueued),
+        counter("outbox_acked", "Messages the broker acknowledged.", stats.acked),
+    ]
+    for cap, dropped in (
+        ("count", stats.dropped_count_cap),
+        ("bytes", stats.dropped_bytes_cap),
+        ("age", stats.dropped_age_cap),
+    ):
+        samples.append(
+            counter("outbox_dropped", "Messages dropped by an outbox cap.", dropped, {"cap": cap})
+        )
+    publisher = agent.publisher
+    if publisher is not None:
+        pub = publisher.counters
+        samples += [
+            counter("publisher_published", "Messages published (PUBACK received).", pub.published),
+            counter("publisher_connects", "Broker connections made.", pub.connects),
+            counter(
+                "publisher_reconnects",
+                "Broker connections after the first.",
+                max(0, pub.connects - 1),
+            ),
+            counter("publisher_disconnects", "Broker connections lost.", pub.disconnects),
+            gauge(
+                "publisher_connected",
+                "1 while connected to the broker.",
+                1.0 if publisher.connected.is_set() else 0.0,
+            ),
+        ]
+        samples += [
+            counter("publisher_errors", "Connection errors by kind.", n, {"kind": kind})
+            for kind, n in sorted(pub.errors.items())
+        ]
+    for count in agent.decoder.parse_counters.snapshot():
+        labels = {"device": count.profile, "characteristic": count.characteristic}
+        if count.kind == "ok":
+            samples.append(counter("ble_values_decoded", "Values decoded.", count.count, labels))
+        else:
+            samples.append(
+                counter(
+                    "ble_decode_errors",
+                    "Notifications that could not be decoded, by error kind.",
+                    count.count,
+                    {**labels, "kind": count.kind},
+                )
+            )
+    for (device, outcome), n in sorted(agent.decoder.counters.items()):
+        samples.append(
+            counter(
+                "ble_notifications_dropped",
+                "Notifications dropped (duplicate, stale, unknown device or role, ignored).",
+                n,
+                {"device": device, "outcome": outcome},
+            )
+        )
+    for device_id, state in sorted(agent.devices.items()):
+        samples.append(
+            gauge(
+                "device_connected",
+                "1 while the sensor's link is up.",
+                1.0 if state.connected else 0.0,
+                {"device": device_id},
+            )
+        )
+    for reason, n in sorted(agent.batcher.counters.items()):
+        samples.append(
+            counter("readings_dropped", "Readings dropped, by reason.", n, {"reason": reason})
+        )
+    samples.append(
+        counter(
+            "messages_invalid",
+            "Contract messages a model refused (a bug).",
+            agent.writer.counters.get("invalid_message", 0),
+        )
+    )
+    agent_counters = agent.counters
+    samples += [
+        counter("events", "Source events handled.", agent_counters.events),
+        counter("sessions_started", "Sessions started.", agent_counters.sessions_started),
+        counter("sessions_resumed", "Sessions resumed at start.", agent_counters.sessions_resumed),
+        counter("sessions_ended", "Sessions ended.", agent_counters.sessions_ended),
+        gauge("sessions_running", "Sessions running now.", len(agent.sessions)),
+    ]
+    samples += [
+        counter("agent_errors", "Contained failures by kind.", n, {"kind": kind})
+        for kind, n in sorted(agent_counters.errors.items())
+    ]
+    return samples
+
+
+def readiness_view(agent: Agent) -> tuple[bool, dict[str, Any]]:
+    """``(ready, body)`` for ``/readyz``: started and outbox readable; broker informational."""
+    started = agent.started.is_set()
+    try:
+        agent.outbox.stats()
+        outbox_ok = True
+    except Exception:  # any outbox error means "not ready"; the reason is logged
+        log.warning("readiness: outbox not readable", exc_info=True)
+        outbox_ok = False
+    broker = agent.publisher is not None and agent.publisher.connected.is_set()
+    ready = started and outbox_ok
+    return ready, {
+        "ready": ready,
+        "checks": {"started": started, "outbox": outbox_ok, "broker": broker},
+    }
+
+
 def _pick_runner(agent: Agent, session_id: str | None) -> SessionRunner | None:
     if session_id is not None:
         return agent.sessions.get(session_id)
@@ -221,6 +373,8 @@ def _problem(status: int, error: str, message: str, **extra: Any) -> JSONRespons
 def create_console_app(agent: Agent) -> FastAPI:
     """The console app bound to ``agent`` (used by :func:`serve_console` and tests)."""
     app = FastAPI(title="shuxin station console", docs_url=None, redoc_url=None)
+    registry = new_registry()
+    register_snapshot(registry, "edge", lambda: edge_samples(agent))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -248,6 +402,19 @@ def create_console_app(agent: Agent) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready, body = readiness_view(agent)
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(render_latest(registry), media_type=CONTENT_TYPE)
 
     @app.get("/api/status")
     async def status() -> dict[str, Any]:
@@ -359,6 +526,7 @@ class ConsoleServer:
             log_level="warning",
             lifespan="off",
             ws="websockets-sansio",  # the legacy "websockets" impl warns
+            log_config=None,  # uvicorn logs through the process's handlers (plain or JSON)
         )
         self._server = _AgentServer(config)
         self.host = host

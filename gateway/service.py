@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shuxin.gateway.dedupe import SqliteSeqLedger
+from shuxin.gateway.http_ops import serve_ops
 from shuxin.gateway.ingest import Ingest, MessageSink
 from shuxin.gateway.mqtt_ingest import MqttIngest, MqttIngestSettings
 from shuxin.gateway.ops_alerts import OpsAlertChecker, OpsThresholds
@@ -50,12 +51,13 @@ class GatewayService:
     _closed: bool = field(default=False, repr=False)
 
     async def run(self) -> None:
-        """Ingest until cancelled (the MQTT loop, the spool drain loop and the operational
-        alert checks)."""
+        """Ingest until cancelled (the MQTT loop, the spool drain loop, the operational
+        alert checks and the operations HTTP listener)."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.mqtt.run())
             group.create_task(self.writer.drain_forever())
             group.create_task(self.ops.run_forever(self.settings.ops_check_interval_s))
+            group.create_task(serve_ops(self, self.settings.http_host, self.settings.http_port))
 
     def close(self) -> None:
         """Close every store the service opened (idempotent)."""

@@ -65,6 +65,12 @@ class GatewaySettings(BaseSettings):
         description="the SQL store (SHUXIN_SQL_* variables; default SQLite in DATA_DIR)",
     )
 
+    http_host: str = Field(
+        default="127.0.0.1", description="operations listener (/healthz, /readyz, /metrics)"
+    )
+    http_port: int = Field(
+        default=9102, ge=0, le=65535, description="operations listener port; 0 disables it"
+    )
     ops_check_interval_s: float = Field(
         default=15.0, gt=0, le=3600, description="how often operational alerts are checked"
     )
