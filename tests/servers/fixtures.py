@@ -153,3 +153,7 @@ def postgres() -> Iterator[PostgresServer]:
     yield server
     server.close()
     shutil.rmtree(root, ignore_errors=True)
+
+
+#: Fixture plugins that live beside this one.
+pytest_plugins = ["servers.seeded"]
