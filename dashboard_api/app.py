@@ -13,27 +13,55 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from shuxin.dashboard_api import routes_auth
+from shuxin.dashboard_api import (
+    routes_alerts,
+    routes_audit,
+    routes_auth,
+    routes_exports,
+    routes_org,
+    routes_reports,
+    routes_sessions,
+    routes_subjects,
+    routes_users,
+)
 from shuxin.dashboard_api.auth import TokenService
 from shuxin.dashboard_api.deps import ApiServices
 from shuxin.dashboard_api.errors import install_error_handlers
 from shuxin.dashboard_api.settings import ApiSettings
+from shuxin.dashboard_api.web import mount_web
 from shuxin.gateway.settings import SqliteTsdb, parse_tsdb_url
 from shuxin.gateway.sql_engine import make_session_factory
 from shuxin.gateway.sql_store import SqlStore, open_store
 from shuxin.gateway.store_influx import InfluxStore
 from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.timeseries import TimeSeriesStore
+from shuxin.runtime.metrics import (
+    CONTENT_TYPE,
+    RequestMetricsMiddleware,
+    new_registry,
+    render_latest,
+    request_latency_histogram,
+)
 
 log = logging.getLogger(__name__)
 
 API_VERSION: Final = "1"
 
 #: Every router of the API, in the order OpenAPI lists them.
-ROUTERS: Final[tuple[APIRouter, ...]] = (routes_auth.router,)
+ROUTERS: Final[tuple[APIRouter, ...]] = (
+    routes_auth.router,
+    routes_org.router,
+    routes_subjects.router,
+    routes_sessions.router,
+    routes_alerts.router,
+    routes_audit.router,
+    routes_users.router,
+    routes_reports.router,
+    routes_exports.router,
+)
 
 
 def open_tsdb(settings: ApiSettings) -> TimeSeriesStore:
@@ -91,6 +119,10 @@ def create_app(settings: ApiSettings, *, services: ApiServices | None = None) ->
         lifespan=lifespan,
     )
     app.state.services = services
+    registry = new_registry()
+    app.add_middleware(
+        RequestMetricsMiddleware, histogram=request_latency_histogram(registry, "api")
+    )
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -118,4 +150,10 @@ def create_app(settings: ApiSettings, *, services: ApiServices | None = None) ->
             200 if ready else 503,
         )
 
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics: request latency by route template, method and status."""
+        return Response(render_latest(registry), media_type=CONTENT_TYPE)
+
+    mount_web(app)  # last: the UI's static files answer only what no route claimed
     return app

@@ -7,15 +7,18 @@ Auditing (DESIGN §4: every read of a person's data is recorded with who, whom, 
 the stated purpose): a route that returns one person's data calls :meth:`Audit.personal_read`
 once per person it returns, in the same request, before responding. The purpose is what the
 client states in the ``X-Shuxin-Purpose`` header (the web UI sends the view's purpose), else
-the role's default purpose.
+the role's default purpose. Routes read through short sessions of ``ApiServices.db`` and close
+them before auditing: on SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``), so
+a request-long transaction would block the audit write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Final
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -67,15 +70,6 @@ def get_services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(get_services)]
 
 
-def get_db(services: Services) -> Iterator[OrmSession]:
-    """A read-write ORM session committed when the route returns normally."""
-    with services.db.begin() as db:
-        yield db
-
-
-Db = Annotated[OrmSession, Depends(get_db)]
-
-
 def get_principal(
     services: Services, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
@@ -113,7 +107,8 @@ class Audit:
     def __init__(self, services: ApiServices, principal: Principal, request: Request) -> None:
         self._services = services
         self.principal = principal
-        stated = (request.headers.get(PURPOSE_HEADER) or "").strip()
+        # Headers are Latin-1, so clients percent-encode a purpose in Chinese (the web UI does).
+        stated = unquote(request.headers.get(PURPOSE_HEADER) or "").strip()
         # Printable text only, bounded: the header is client input.
         stated = "".join(ch for ch in stated if ch.isprintable())[:MAX_PURPOSE_CHARS]
         self.purpose = stated or DEFAULT_PURPOSE[principal.role]
