@@ -4,7 +4,8 @@ uvicorn (≥ 0.29) re-raises a captured SIGTERM after its graceful shutdown, so 
 "killed by signal 15" even though it shut down cleanly. Services here exit 0 after a requested
 stop (supervisors and tests tell a clean stop from a crash by that), so this subclass installs
 uvicorn's own ``handle_exit`` for both signals and restores the previous handlers afterwards,
-without re-raising. Nothing else about uvicorn changes.
+without re-raising. Nothing else about uvicorn changes. :class:`EmbeddedServer` is for a
+process that handles signals itself and runs uvicorn as one task among others.
 """
 
 from __future__ import annotations
@@ -35,3 +36,13 @@ class GracefulServer(uvicorn.Server):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """``uvicorn.Server`` for a process that owns its signal handling (the demo): installs no
+    signal handlers; stop it by setting ``should_exit``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave the process's signal handlers alone."""
+        yield
