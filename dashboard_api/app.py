@@ -33,7 +33,7 @@ from shuxin.dashboard_api.errors import install_error_handlers
 from shuxin.dashboard_api.settings import ApiSettings
 from shuxin.dashboard_api.web import mount_web
 from shuxin.gateway.settings import SqliteTsdb, parse_tsdb_url
-from shuxin.gateway.sql_engine import make_session_factory
+from shuxin.gateway.sql_engine import make_engine, make_session_factory
 from shuxin.gateway.sql_store import SqlStore, open_store
 from shuxin.gateway.store_influx import InfluxStore
 from shuxin.gateway.store_sqlite import SqliteStore
@@ -83,12 +83,20 @@ def build_services(
         sql = open_store(settings.sql, settings.data_dir)
     if tsdb is None:
         tsdb = open_tsdb(settings)
+    read_engine = sql.engine
+    if sql.engine.url.get_backend_name() == "sqlite":
+        read_engine = make_engine(
+            sql.engine.url,
+            sqlite_busy_timeout_ms=settings.sql.sqlite_busy_timeout_ms,
+            read_only=True,
+        )
     return ApiServices(
         settings=settings,
         sql=sql,
         tsdb=tsdb,
         tokens=TokenService(settings.secret(), settings.token_ttl_s),
         db=make_session_factory(sql.engine),
+        read_db=make_session_factory(read_engine),
     )
 
 
@@ -103,6 +111,9 @@ def create_app(settings: ApiSettings, *, services: ApiServices | None = None) ->
         try:
             yield
         finally:
+            read_engine = services.read_db.kw.get("bind")
+            if read_engine is not None and read_engine is not services.sql.engine:
+                read_engine.dispose()
             if owned:
                 services.tsdb.close()
                 services.sql.close()

@@ -56,7 +56,11 @@ class ApiServices:
     sql: SqlStore
     tsdb: TimeSeriesStore
     tokens: TokenService
+    #: Sessions that may write (logins, alert handling).
     db: sessionmaker[OrmSession]
+    #: Sessions for reads only: on SQLite a deferred BEGIN with ``query_only`` (readers run side
+    #: by side under WAL); on PostgreSQL the same engine as ``db``.
+    read_db: sessionmaker[OrmSession]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -77,7 +81,7 @@ def get_principal(
     if token is None:
         raise unauthenticated("log in first (Authorization: Bearer TOKEN)")
     user_id = services.tokens.verify(token)
-    with services.db() as db:
+    with services.read_db() as db:
         row = db.get(UserRow, user_id)
         if row is None or not row.active:
             raise unauthenticated("the account is disabled")

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shuxin.gateway.sql_errors import (
@@ -137,6 +138,14 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(_body("unavailable", "the database is unavailable"), 503)
         return JSONResponse(_body("invalid_request", str(exc)), 422)
 
+    async def database_busy(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable or busy: %s", type(exc).__name__)
+        return JSONResponse(
+            _body("unavailable", "the database is busy or unavailable; retry shortly"),
+            503,
+            headers={"Retry-After": "1"},
+        )
+
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s in a request", type(exc).__name__, exc_info=exc)
         return JSONResponse(_body("internal_error", "internal error"), 500)
@@ -146,4 +155,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(SqlDataError, store_error)
     app.add_exception_handler(SqlUnavailableError, store_error)
+    app.add_exception_handler(OperationalError, database_busy)
     app.add_exception_handler(Exception, unexpected)

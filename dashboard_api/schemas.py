@@ -35,10 +35,9 @@ Paging = Annotated[Page, Depends(paging)]
 
 
 def read_session(services: Services) -> Iterator[OrmSession]:
-    """An ORM session for a route's reads. The route must ``close()`` it before it writes an
-    audit record or calls a ``SqlStore`` write: on SQLite every transaction takes the write
-    lock at BEGIN (``BEGIN IMMEDIATE``), so a request-long transaction would block them."""
-    with services.db() as db:
+    """An ORM session for a route's reads (``ApiServices.read_db``: it cannot write). The route
+    should ``close()`` it before it writes an audit record, so no transaction spans the write."""
+    with services.read_db() as db:
         yield db
 
 

@@ -79,24 +79,37 @@ def _sqlite_on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_on_begin_read(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
 def make_engine(
     url: str | URL,
     *,
     sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
     echo: bool = False,
+    read_only: bool = False,
 ) -> Engine:
-    """Create an engine for ``url`` with this store's connection settings (see module doc)."""
+    """Create an engine for ``url`` with this store's connection settings (see module doc).
+
+    ``read_only`` (SQLite): deferred ``BEGIN`` and ``PRAGMA query_only``, so readers share the
+    database under WAL instead of queueing for the write lock; any write through it fails.
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, echo=echo)
-        event.listen(
-            engine,
-            "connect",
-            lambda dbapi_connection, _record: _sqlite_on_connect(
-                sqlite_busy_timeout_ms, dbapi_connection
-            ),
-        )
-        event.listen(engine, "begin", _sqlite_on_begin)
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            _sqlite_on_connect(sqlite_busy_timeout_ms, dbapi_connection)
+            if read_only:
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute("PRAGMA query_only=ON")
+                finally:
+                    cursor.close()
+
+        event.listen(engine, "connect", on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin_read if read_only else _sqlite_on_begin)
         return engine
     return create_engine(parsed, echo=echo, pool_pre_ping=True)
 
