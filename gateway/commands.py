@@ -60,6 +60,7 @@ def register(subparsers: Any) -> None:
     reprocess.add_argument("--json", action="store_true", help="print the result as JSON")
     reprocess.set_defaults(handler=_reprocess)
     _register_lifecycle(group)
+    _register_grid(group)
     parser.set_defaults(handler=lambda _args: (parser.print_help(), 0)[1])
 
 
@@ -363,4 +364,111 @@ def _export_subject(args: argparse.Namespace) -> int:
         sql.close()
         tsdb.close()
     print(f"wrote {report.path} ({len(report.files)} files)")
+    return 0
+
+
+def _register_grid(group: Any) -> None:
+    add_unit = group.add_parser(
+        "add-unit",
+        help="add an org unit (支队 detachment, 大队 brigade or 站 station) to the grid",
+        description=(
+            "Add an org unit to the SQL store. A detachment has no parent; a brigade's parent "
+            "is a detachment, a station's a brigade. Dashboard users are attached to units."
+        ),
+    )
+    add_unit.add_argument("kind", choices=("detachment", "brigade", "station"))
+    add_unit.add_argument("code", help="unique code, e.g. ZD-01, DD-01, ZN-st-a")
+    add_unit.add_argument("name", help="display name (Chinese), e.g. 一大队")
+    add_unit.add_argument("--parent", metavar="CODE", help="the parent unit's code")
+    _store_flags(add_unit)
+    add_unit.set_defaults(handler=_add_unit)
+    add_station = group.add_parser(
+        "add-station",
+        help="register a relief station (its MQTT id) at a station org unit",
+        description=(
+            "Register a relief station so the gateway accepts its messages, then run "
+            "`shuxin broker config` to give it broker credentials."
+        ),
+    )
+    add_station.add_argument("station", help="station id as in MQTT topics, e.g. st-a")
+    add_station.add_argument("--unit", required=True, metavar="CODE", help="station org unit")
+    add_station.add_argument("--name", required=True, help="display name, e.g. 甲站")
+    _store_flags(add_station)
+    add_station.set_defaults(handler=_add_station)
+    units = group.add_parser("list-units", help="print the org units (the 支队-大队-站 grid)")
+    _store_flags(units)
+    units.set_defaults(handler=_list_units)
+
+
+def _open_sql(args: argparse.Namespace, command: str) -> Any:
+    from shuxin.gateway.sql_errors import SqlStoreError
+    from shuxin.gateway.sql_store import open_store as open_sql_store
+
+    settings = _settings(args)
+    if settings is None:
+        return None
+    try:
+        return open_sql_store(settings.sql, settings.data_dir)
+    except (SqlStoreError, ValueError, OSError) as exc:
+        print(f"shuxin gateway {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _add_unit(args: argparse.Namespace) -> int:
+    from shuxin.gateway.sql_errors import SqlStoreError
+    from shuxin.gateway.sql_models import OrgUnitKind
+
+    sql = _open_sql(args, "add-unit")
+    if sql is None:
+        return 2
+    try:
+        parent = sql.get_org_unit_by_code(args.parent).id if args.parent else None
+        unit = sql.create_org_unit(OrgUnitKind(args.kind), args.code, args.name, parent)
+    except SqlStoreError as exc:
+        print(f"shuxin gateway add-unit: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sql.close()
+    print(f"added {unit.kind.value} {unit.code} ({unit.name_zh}), id {unit.id}")
+    return 0
+
+
+def _add_station(args: argparse.Namespace) -> int:
+    from shuxin.gateway.sql_errors import SqlStoreError
+
+    sql = _open_sql(args, "add-station")
+    if sql is None:
+        return 2
+    try:
+        unit = sql.get_org_unit_by_code(args.unit)
+        station = sql.register_station(args.station, org_unit_id=unit.id, display_name=args.name)
+    except SqlStoreError as exc:
+        print(f"shuxin gateway add-station: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sql.close()
+    print(f"registered station {station.id} at {unit.code}")
+    return 0
+
+
+def _list_units(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from shuxin.gateway.sql_errors import SqlStoreError
+    from shuxin.gateway.sql_models import OrgUnitRow
+
+    sql = _open_sql(args, "list-units")
+    if sql is None:
+        return 2
+    try:
+        with sql.engine.connect() as db:
+            roots = list(db.scalars(select(OrgUnitRow.id).where(OrgUnitRow.parent_id.is_(None))))
+        for root in roots:
+            for unit in sql.subtree(root):
+                print(f"{unit.id}\t{unit.kind.value}\t{unit.code}\t{unit.name_zh}")
+    except SqlStoreError as exc:
+        print(f"shuxin gateway list-units: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sql.close()
     return 0
