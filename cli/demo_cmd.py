@@ -223,16 +223,18 @@ class Demo:
             gateway = self._build_gateway(broker.url, users[GATEWAY_USER])
             api = self._build_api(gateway)
             stop = threading.Event()
+            # Outside the task group: on Ctrl-C the API is asked to stop, not cancelled, so
+            # uvicorn shuts down gracefully.
+            api_task = asyncio.create_task(api.serve())
             try:
+                while not api.started:
+                    if api_task.done():
+                        raise RuntimeError("the dashboard API did not start")
+                    await asyncio.sleep(0.05)
+                self._print_welcome()
+                history = await self._backfill(gateway, plan, stop)
+                reporter = SessionReporter(gateway.sql, self.say)
                 async with asyncio.TaskGroup() as group:
-                    api_task = group.create_task(api.serve())
-                    while not api.started:
-                        if api_task.done():
-                            raise RuntimeError("the dashboard API did not start")
-                        await asyncio.sleep(0.05)
-                    self._print_welcome()
-                    history = await self._backfill(gateway, plan, stop)
-                    reporter = SessionReporter(gateway.sql, self.say)
                     gateway_task = group.create_task(gateway.run())
                     reporter_task = group.create_task(reporter.run())
                     stations = [
@@ -244,12 +246,13 @@ class Demo:
                     await reporter.wait_for_all(
                         self.sessions * len(STATIONS) if self.sessions else 0, timeout_s=120
                     )
-                    api.should_exit = True
                     gateway_task.cancel()
                     reporter_task.cancel()
             finally:
                 stop.set()
                 api.should_exit = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(api_task, 15)
                 gateway.close()
         self.say(
             f"done: {history} history and {reporter.reported} live session(s) stored; "
@@ -292,6 +295,7 @@ class Demo:
         """Produce the history with the edge code and feed it through the gateway's ingest
         entry point (once per data dir); return how many sessions the history holds."""
         from shuxin.edge.sim_history import seed_gateway
+        from shuxin.runtime.threads import to_thread_settled
 
         marker = self.data / "history.json"
         if self.weeks == 0:
@@ -318,7 +322,9 @@ class Demo:
                 self.say(f"  回填 backfill: {stored}/{total} sessions stored")
 
         try:
-            await asyncio.to_thread(
+            # On Ctrl-C the hook stops the seeding after the session in hand, and the gateway
+            # is closed only after that.
+            await to_thread_settled(
                 seed_gateway,
                 gateway,
                 plan.sessions,

@@ -61,6 +61,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from shuxin.contract.topics import ALL_STATIONS_FILTER, PREFIX, shared_subscription
 from shuxin.gateway.ingest import Outcome, Received
 from shuxin.runtime.backoff import Backoff
+from shuxin.runtime.threads import to_thread_settled
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +316,7 @@ class MqttIngest:
             items = [await queue.get()]
             while len(items) < self._settings.max_batch and not queue.empty():
                 items.append(queue.get_nowait())
-            outcomes = await asyncio.to_thread(
+            outcomes = await to_thread_settled(
                 self._handler.handle_batch, [item.received for item in items]
             )
             self.counters.batches += 1

@@ -46,6 +46,7 @@ from typing import Any, Final
 from shuxin.gateway.sql_errors import InvalidTransitionError
 from shuxin.gateway.sql_models import AlertKind, Presence
 from shuxin.gateway.sql_store import GATEWAY, Actor, Alert, Device, SqlStore, Station
+from shuxin.runtime.threads import to_thread_settled
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +346,7 @@ class OpsAlertChecker:
         """Check every ``interval_s`` until cancelled; a failed check is logged and counted."""
         while True:
             try:
-                await asyncio.to_thread(self.tick, clock())
+                await to_thread_settled(self.tick, clock())
             except Exception:
                 self.counters.failed += 1
                 log.exception("operational alert check failed")

@@ -40,6 +40,7 @@ from shuxin.gateway.errors import SpoolError, StoreRejectedError, StoreUnavailab
 from shuxin.gateway.timeseries import FieldValue, Point, TimeSeriesStore
 from shuxin.runtime.backoff import Backoff
 from shuxin.runtime.sqlite_file import open_sqlite
+from shuxin.runtime.threads import to_thread_settled
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +349,7 @@ class SpoolingWriter:
         while True:
             self._wake.clear()  # a write after this point wakes the wait below
             try:
-                result = await asyncio.to_thread(self.drain_once)
+                result = await to_thread_settled(self.drain_once)
             except SpoolError:
                 log.exception("spool unreadable; retrying")
                 result = DrainResult.STORE_DOWN
