@@ -32,11 +32,9 @@ from shuxin.dashboard_api.deps import ApiServices
 from shuxin.dashboard_api.errors import install_error_handlers
 from shuxin.dashboard_api.settings import ApiSettings
 from shuxin.dashboard_api.web import mount_web
-from shuxin.gateway.settings import SqliteTsdb, parse_tsdb_url
-from shuxin.gateway.sql_engine import make_engine, make_session_factory
+from shuxin.gateway.service import open_tsdb
+from shuxin.gateway.sql_engine import make_engine
 from shuxin.gateway.sql_store import SqlStore, open_store
-from shuxin.gateway.store_influx import InfluxStore
-from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.timeseries import TimeSeriesStore
 from shuxin.runtime.metrics import (
     CONTENT_TYPE,
@@ -64,16 +62,6 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
 )
 
 
-def open_tsdb(settings: ApiSettings) -> TimeSeriesStore:
-    """The time-series store the settings name (SQLite in the data directory by default)."""
-    token = settings.influx_token.get_secret_value() if settings.influx_token else None
-    choice = parse_tsdb_url(settings.tsdb_url, token=token, data_dir=settings.data_dir)
-    if isinstance(choice, SqliteTsdb):
-        choice.path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteStore(choice.path)
-    return InfluxStore(choice)
-
-
 def build_services(
     settings: ApiSettings, *, sql: SqlStore | None = None, tsdb: TimeSeriesStore | None = None
 ) -> ApiServices:
@@ -82,7 +70,8 @@ def build_services(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         sql = open_store(settings.sql, settings.data_dir)
     if tsdb is None:
-        tsdb = open_tsdb(settings)
+        token = settings.influx_token.get_secret_value() if settings.influx_token else None
+        tsdb = open_tsdb(settings.tsdb_url, token=token, data_dir=settings.data_dir)
     read_engine = sql.engine
     if sql.engine.url.get_backend_name() == "sqlite":
         read_engine = make_engine(
@@ -95,8 +84,7 @@ def build_services(
         sql=sql,
         tsdb=tsdb,
         tokens=TokenService(settings.secret(), settings.token_ttl_s),
-        db=make_session_factory(sql.engine),
-        read_db=make_session_factory(read_engine),
+        read_engine=read_engine,
     )
 
 
@@ -111,9 +99,7 @@ def create_app(settings: ApiSettings, *, services: ApiServices | None = None) ->
         try:
             yield
         finally:
-            read_engine = services.read_db.kw.get("bind")
-            if read_engine is not None and read_engine is not services.sql.engine:
-                read_engine.dispose()
+            services.close_read_engine()
             if owned:
                 services.tsdb.close()
                 services.sql.close()

@@ -15,13 +15,14 @@ a request-long transaction would block the audit write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Final
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
@@ -29,6 +30,7 @@ from shuxin.dashboard_api.access import Permission, Principal
 from shuxin.dashboard_api.auth import TokenService, unauthenticated
 from shuxin.dashboard_api.errors import forbidden
 from shuxin.dashboard_api.settings import ApiSettings
+from shuxin.gateway.sql_engine import make_session_factory
 from shuxin.gateway.sql_models import Role, UserRow
 from shuxin.gateway.sql_store import SqlStore
 from shuxin.gateway.timeseries import TimeSeriesStore
@@ -56,12 +58,23 @@ class ApiServices:
     sql: SqlStore
     tsdb: TimeSeriesStore
     tokens: TokenService
-    #: Sessions that may write (logins, alert handling).
-    db: sessionmaker[OrmSession]
-    #: Sessions for reads only: on SQLite a deferred BEGIN with ``query_only`` (readers run side
-    #: by side under WAL); on PostgreSQL the same engine as ``db``.
-    read_db: sessionmaker[OrmSession]
+    #: Engine for reads only: on SQLite a deferred BEGIN with ``query_only`` (readers run side
+    #: by side under WAL); on PostgreSQL ``sql.engine`` itself.
+    read_engine: Engine
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: Sessions that may write (logins, alert handling), on ``sql.engine``.
+    db: sessionmaker[OrmSession] = field(init=False)
+    #: Sessions for reads, on ``read_engine``.
+    read_db: sessionmaker[OrmSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = make_session_factory(self.sql.engine)
+        self.read_db = make_session_factory(self.read_engine)
+
+    def close_read_engine(self) -> None:
+        """Dispose the read engine when it is a separate one (SQLite)."""
+        if self.read_engine is not self.sql.engine:
+            self.read_engine.dispose()
 
 
 def get_services(request: Request) -> ApiServices:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from shuxin.gateway.dedupe import SqliteSeqLedger
 from shuxin.gateway.http_ops import serve_ops
@@ -72,7 +73,13 @@ class GatewayService:
 def open_store(settings: GatewaySettings) -> TimeSeriesStore:
     """Open the time-series store the settings choose."""
     token = settings.influx_token.get_secret_value() if settings.influx_token else None
-    choice = parse_tsdb_url(settings.tsdb_url, token=token, data_dir=settings.data_dir)
+    return open_tsdb(settings.tsdb_url, token=token, data_dir=settings.data_dir)
+
+
+def open_tsdb(url: str | None, *, token: str | None, data_dir: Path) -> TimeSeriesStore:
+    """Open the time-series store ``url`` names (``parse_tsdb_url``; SQLite in ``data_dir``
+    when None). Shared by the gateway and the dashboard API."""
+    choice = parse_tsdb_url(url, token=token, data_dir=data_dir)
     if isinstance(choice, SqliteTsdb):
         choice.path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(choice.path)
