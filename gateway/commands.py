@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -414,61 +415,58 @@ def _open_sql(args: argparse.Namespace, command: str) -> Any:
         return None
 
 
-def _add_unit(args: argparse.Namespace) -> int:
+def _with_sql(args: argparse.Namespace, command: str, action: Callable[[Any], str]) -> int:
+    """Open the SQL store, run ``action`` on it and print what it returns; a store error is
+    printed and exits 1, unusable settings exit 2."""
     from shuxin.gateway.sql_errors import SqlStoreError
-    from shuxin.gateway.sql_models import OrgUnitKind
 
-    sql = _open_sql(args, "add-unit")
+    sql = _open_sql(args, command)
     if sql is None:
         return 2
     try:
-        parent = sql.get_org_unit_by_code(args.parent).id if args.parent else None
-        unit = sql.create_org_unit(OrgUnitKind(args.kind), args.code, args.name, parent)
+        output = action(sql)
     except SqlStoreError as exc:
-        print(f"shuxin gateway add-unit: {exc}", file=sys.stderr)
+        print(f"shuxin gateway {command}: {exc}", file=sys.stderr)
         return 1
     finally:
         sql.close()
-    print(f"added {unit.kind.value} {unit.code} ({unit.name_zh}), id {unit.id}")
+    if output:
+        print(output)
     return 0
+
+
+def _add_unit(args: argparse.Namespace) -> int:
+    from shuxin.gateway.sql_models import OrgUnitKind
+
+    def add(sql: Any) -> str:
+        parent = sql.get_org_unit_by_code(args.parent).id if args.parent else None
+        unit = sql.create_org_unit(OrgUnitKind(args.kind), args.code, args.name, parent)
+        return f"added {unit.kind.value} {unit.code} ({unit.name_zh}), id {unit.id}"
+
+    return _with_sql(args, "add-unit", add)
 
 
 def _add_station(args: argparse.Namespace) -> int:
-    from shuxin.gateway.sql_errors import SqlStoreError
-
-    sql = _open_sql(args, "add-station")
-    if sql is None:
-        return 2
-    try:
+    def add(sql: Any) -> str:
         unit = sql.get_org_unit_by_code(args.unit)
         station = sql.register_station(args.station, org_unit_id=unit.id, display_name=args.name)
-    except SqlStoreError as exc:
-        print(f"shuxin gateway add-station: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        sql.close()
-    print(f"registered station {station.id} at {unit.code}")
-    return 0
+        return f"registered station {station.id} at {unit.code}"
+
+    return _with_sql(args, "add-station", add)
 
 
 def _list_units(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from shuxin.gateway.sql_errors import SqlStoreError
     from shuxin.gateway.sql_models import OrgUnitRow
 
-    sql = _open_sql(args, "list-units")
-    if sql is None:
-        return 2
-    try:
+    def listing(sql: Any) -> str:
         with sql.engine.connect() as db:
             roots = list(db.scalars(select(OrgUnitRow.id).where(OrgUnitRow.parent_id.is_(None))))
-        for root in roots:
-            for unit in sql.subtree(root):
-                print(f"{unit.id}\t{unit.kind.value}\t{unit.code}\t{unit.name_zh}")
-    except SqlStoreError as exc:
-        print(f"shuxin gateway list-units: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        sql.close()
-    return 0
+        return "\n".join(
+            f"{unit.id}\t{unit.kind.value}\t{unit.code}\t{unit.name_zh}"
+            for root in roots
+            for unit in sql.subtree(root)
+        )
+
+    return _with_sql(args, "list-units", listing)
