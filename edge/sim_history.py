@@ -51,7 +51,7 @@ from shuxin.edge.device_profile import DeviceProfile, default_profiles_dir, load
 from shuxin.edge.outbox import Outbox
 from shuxin.edge.protocol import ProtocolDefinition, default_protocols_dir, load_protocols
 from shuxin.edge.session import ScriptedAction, SessionRunner, SessionStore, new_session_record
-from shuxin.edge.sim_station import seat_devices
+from shuxin.edge.sim_station import seat_devices, staff_script
 from shuxin.edge.source_sim import (
     SimulatedGsr,
     SimulatedHeartRateStrap,
@@ -573,32 +573,10 @@ class StationHistory:
 
 
 def _script(protocol: ProtocolDefinition, planned: ScheduledSession) -> list[ScriptedAction]:
-    """The staff's actions: marker, VR scene events, note and after-rating (as ``SimStaff``)."""
-    total = protocol.total_s
-    script: list[ScriptedAction] = []
-    if planned.marker is not None:
-        script.append(
-            ScriptedAction(at_s=round(planned.marker[0] * total, 1), kind="marker",
-                           label=planned.marker[1])
-        )  # fmt: skip
-    for start, phase in zip(protocol.phase_starts_s(), protocol.phases, strict=True):
-        if phase.vr_scene is not None:
-            script += [
-                ScriptedAction(
-                    at_s=start + 1.0, kind="vr_event", scene=phase.vr_scene, label="scene_start"
-                ),
-                ScriptedAction(
-                    at_s=start + phase.duration_s - 1.0,
-                    kind="vr_event",
-                    scene=phase.vr_scene,
-                    label="scene_end",
-                ),
-            ]
-    script.append(ScriptedAction(at_s=total, kind="note", text=planned.note))
-    script.append(
-        ScriptedAction(at_s=total, kind="rating", when="after", value=planned.rating_after)
+    """The staff's actions, as ``SimStaff`` scripts them, from the planned values."""
+    return staff_script(
+        protocol, marker=planned.marker, note=planned.note, rating_after=planned.rating_after
     )
-    return script
 
 
 # --- running a whole history ----------------------------------------------------------------

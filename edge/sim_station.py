@@ -189,33 +189,51 @@ class SimStaff:
 
     def _script(self, protocol: ProtocolDefinition, before: int) -> list[ScriptedAction]:
         rng = self._rng
-        total = protocol.total_s
-        script: list[ScriptedAction] = []
+        marker = None
         if rng.random() < 0.5:
-            script.append(
-                ScriptedAction(
-                    at_s=float(rng.uniform(0.1, 0.9) * total),
-                    kind="marker",
-                    label=str(rng.choice(["movement", "talking", "cough"])),
-                )
+            marker = (
+                float(rng.uniform(0.1, 0.9)),
+                str(rng.choice(["movement", "talking", "cough"])),
             )
-        for start, phase in zip(protocol.phase_starts_s(), protocol.phases, strict=True):
-            if phase.vr_scene is not None:
-                script += [
-                    ScriptedAction(
-                        at_s=start + 1.0, kind="vr_event", scene=phase.vr_scene, label="scene_start"
-                    ),
-                    ScriptedAction(
-                        at_s=start + phase.duration_s - 1.0,
-                        kind="vr_event",
-                        scene=phase.vr_scene,
-                        label="scene_end",
-                    ),
-                ]
-        script.append(ScriptedAction(at_s=total, kind="note", text=str(rng.choice(_NOTES))))
-        after = max(0, before - int(rng.integers(0, 4)))
-        script.append(ScriptedAction(at_s=total, kind="rating", when="after", value=after))
-        return script
+        return staff_script(
+            protocol,
+            marker=marker,
+            note=str(rng.choice(_NOTES)),
+            rating_after=max(0, before - int(rng.integers(0, 4))),
+        )
+
+
+def staff_script(
+    protocol: ProtocolDefinition,
+    *,
+    marker: tuple[float, str] | None,
+    note: str,
+    rating_after: int,
+) -> list[ScriptedAction]:
+    """What simulated staff do in a session: an optional marker at a fraction of the protocol,
+    VR scene start/end events for every VR phase, then a note and the after-rating at the end."""
+    total = protocol.total_s
+    script: list[ScriptedAction] = []
+    if marker is not None:
+        script.append(
+            ScriptedAction(at_s=round(marker[0] * total, 1), kind="marker", label=marker[1])
+        )
+    for start, phase in zip(protocol.phase_starts_s(), protocol.phases, strict=True):
+        if phase.vr_scene is not None:
+            script += [
+                ScriptedAction(
+                    at_s=start + 1.0, kind="vr_event", scene=phase.vr_scene, label="scene_start"
+                ),
+                ScriptedAction(
+                    at_s=start + phase.duration_s - 1.0,
+                    kind="vr_event",
+                    scene=phase.vr_scene,
+                    label="scene_end",
+                ),
+            ]
+    script.append(ScriptedAction(at_s=total, kind="note", text=note))
+    script.append(ScriptedAction(at_s=total, kind="rating", when="after", value=rating_after))
+    return script
 
 
 def summary(agent: Agent, staff: SimStaff) -> dict[str, int]:
