@@ -10,7 +10,7 @@ caller's subtree is a 404 like a missing one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -20,6 +20,7 @@ from shuxin.dashboard_api import queries
 from shuxin.dashboard_api.access import Permission, Principal
 from shuxin.dashboard_api.deps import AuditLog, Services, require
 from shuxin.dashboard_api.errors import ERROR_RESPONSES, not_found
+from shuxin.dashboard_api.reports import ReportKind, civil_today, report_period
 from shuxin.dashboard_api.schemas import (
     BandOut,
     CurveOut,
@@ -39,8 +40,6 @@ from shuxin.gateway.timeseries import from_epoch_us
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
-#: The stations' civil day (UTC+8, no DST), for "today's sessions".
-STATION_TZ: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: Unit of each measurement's values (metrics carry the unit in each field's name).
 SERIES_UNITS: Final = {"rr": "ms", "hr": "bpm", "eda": "µS", "metrics": "per field"}
 
@@ -72,9 +71,9 @@ def _delta_lnrmssd(metrics: dict[str, Any] | None) -> float | None:
 
 
 def _today(now: datetime) -> tuple[datetime, datetime]:
-    day = now.astimezone(STATION_TZ).date()
-    start = datetime.combine(day, time(0), STATION_TZ).astimezone(UTC)
-    return start, start + timedelta(days=1)
+    """The UTC bounds of the stations' civil day (the same day the daily report uses)."""
+    period = report_period(ReportKind.DAILY, civil_today(now))
+    return period.start, period.end
 
 
 def _in_scope(
