@@ -144,7 +144,7 @@ def test_reprocess_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_summary_sink_opens_a_check_in_after_three_low_resting_sessions(tmp_path: Path) -> None:
-    from types import SimpleNamespace
+    from rest_session import store_rest_session
 
     from shuxin.gateway.summaries import SummarySink, resting_history
 
@@ -157,28 +157,12 @@ def test_summary_sink_opens_a_check_in_after_three_low_resting_sessions(tmp_path
         st = sql.create_org_unit(OrgUnitKind.STATION, "ZA", "站", brigade.id)
         sql.register_station("st-a", org_unit_id=st.id, display_name="甲站")
         for day in range(12):
-            start = T0 + timedelta(days=day)
-            session = f"st-a-202611{day + 1:02d}-0800"
             # Eight relaxed weeks of rest, then three sessions under high stress.
-            sim = rr_simulate(300, np.random.default_rng(day), stress=0.9 if day >= 9 else 0.0)
-            beat_us = epoch_us(start) + np.round(np.cumsum(sim.rr_ms) * 1000).astype(np.int64)
-            tsdb.write(
-                [Point.make("rr", {"station": "st-a", "device": "h10-1", "source": "sim"},
-                            {"rr_ms": float(v)}, int(t))
-                 for t, v in zip(beat_us, sim.rr_ms, strict=True)]
+            store_rest_session(
+                sql, tsdb, sink, session=f"st-a-202611{day + 1:02d}-0800",
+                start=T0 + timedelta(days=day), duration_s=300,
+                stress=0.9 if day >= 9 else 0.0, seed=day,
             )  # fmt: skip
-            for seq, event in enumerate(("start", "end")):
-                message = LifecycleMessage(
-                    schema_=1, station="st-a", session=session, seq=seq, sent_at=start,
-                    clock=ClockInfo(offset_ms=0.0, source="ntp"), stream="lifecycle",
-                    event=event, subject="S-7F3K2Q",
-                    protocol=ProtocolRef(id="rest-only", version="1"),
-                    phases=[PhasePlan(name="rest", kind="rest", duration_s=300)],
-                    devices=["h10-1"], started_at=start,
-                    ended_at=None if event == "start" else start + timedelta(seconds=300),
-                )  # fmt: skip
-                sql.apply_lifecycle(message)
-                sink.accept([SimpleNamespace(message=message)])
         history = resting_history(sql, "S-7F3K2Q")
         assert len(history) == 12
         assert all(value.quality_passed for value in history)

@@ -6,19 +6,15 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
+from rest_session import store_rest_session
 
-from shuxin.contract.messages import ClockInfo, LifecycleMessage, PhasePlan, ProtocolRef
 from shuxin.gateway.alerts import RestingValue, personal_baseline_change
 from shuxin.gateway.sql_models import OrgUnitKind
 from shuxin.gateway.sql_settings import SqlSettings
 from shuxin.gateway.sql_store import open_store
 from shuxin.gateway.store_sqlite import SqliteStore
 from shuxin.gateway.summaries import SummarySink, summarize_session
-from shuxin.gateway.timeseries import Point, epoch_us
-from shuxin.signal.rr_simulate import rr_simulate
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
@@ -73,28 +69,12 @@ def test_stored_in_the_resting_phase_and_stable_under_reprocessing(tmp_path: Pat
         sql.register_station("st-a", org_unit_id=st.id, display_name="甲站")
         sessions = []
         for day in range(7):
-            start = T0 + timedelta(days=day)
             session = f"st-a-202611{day + 1:02d}-0800"
             sessions.append(session)
-            sim = rr_simulate(120, np.random.default_rng(day), stress=0.9 if day == 5 else 0.0)
-            beat_us = epoch_us(start) + np.round(np.cumsum(sim.rr_ms) * 1000).astype(np.int64)
-            tsdb.write(
-                [Point.make("rr", {"station": "st-a", "device": "h10-1", "source": "sim"},
-                            {"rr_ms": float(v)}, int(t))
-                 for t, v in zip(beat_us, sim.rr_ms, strict=True)]
+            store_rest_session(
+                sql, tsdb, sink, session=session, start=T0 + timedelta(days=day),
+                duration_s=120, stress=0.9 if day == 5 else 0.0, seed=day,
             )  # fmt: skip
-            for seq, event in enumerate(("start", "end")):
-                message = LifecycleMessage(
-                    schema_=1, station="st-a", session=session, seq=seq, sent_at=start,
-                    clock=ClockInfo(offset_ms=0.0, source="ntp"), stream="lifecycle",
-                    event=event, subject="S-7F3K2Q",
-                    protocol=ProtocolRef(id="rest-only", version="1"),
-                    phases=[PhasePlan(name="rest", kind="rest", duration_s=120)],
-                    devices=["h10-1"], started_at=start,
-                    ended_at=None if event == "start" else start + timedelta(seconds=120),
-                )  # fmt: skip
-                sql.apply_lifecycle(message)
-                sink.accept([SimpleNamespace(message=message)])
 
         def resting(session: str) -> dict[str, object]:
             return dict(next(s for s in sql.summaries(session) if s.phase_index == 0).metrics)
