@@ -68,19 +68,28 @@ SUBJECT_OUT = "S-BK2QB"
 ROLES_AT_DA = (Role.COUNSELOR, Role.PROGRAMME_LEAD, Role.COMMANDER, Role.ADMIN, Role.AUDITOR)
 
 
+_CODE_CHARS = "ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def subject_code(i: int) -> str:
+    """A pseudonymous code (no names, no employee numbers)."""
+    return f"S-{_CODE_CHARS[i % 22]}{_CODE_CHARS[(i // 22) % 22]}K2Q"
+
+
 @dataclass(frozen=True)
-class Sim:
-    """One simulated session."""
+class SimSession:
+    """One simulated session to push through the gateway."""
 
     station: str
     subject: str
     start: datetime
-    seed: int
+    seed: int = 0
     rating_before: int = 6
     rating_after: int = 3
 
 
-def _messages(sim: Sim) -> tuple[str, list[Any], LifecycleMessage]:
+def session_messages(sim: SimSession) -> tuple[str, list[Any], LifecycleMessage]:
+    """The contract messages of one session, and its end message (sent last)."""
     sid = f"{sim.station}-{sim.start:%Y%m%d-%H%M}-{sim.seed:03d}"
     total = sum(d for _, _, d, _ in PLAN)
     env = {"schema": 1, "station": sim.station, "session": sid, "sent_at": sim.start,
@@ -126,7 +135,10 @@ def _messages(sim: Sim) -> tuple[str, list[Any], LifecycleMessage]:
     return sid, messages, end
 
 
-def _ingest(sql: SqlStore, tsdb: SqliteStore, work: Path, sims: list[Sim]) -> list[str]:
+def ingest_sessions(
+    sql: SqlStore, tsdb: SqliteStore, work: Path, sims: list[SimSession]
+) -> list[str]:
+    """Push ``sims`` through the gateway's Ingest with its real sinks; their session ids."""
     ingest = Ingest(
         sinks=[TimeSeriesSink(tsdb), SqlSink(sql), SummarySink(sql, tsdb)],
         ledger=SqliteSeqLedger(work / "dedupe.sqlite3"),
@@ -134,7 +146,7 @@ def _ingest(sql: SqlStore, tsdb: SqliteStore, work: Path, sims: list[Sim]) -> li
     )
     ids = []
     for sim in sims:
-        sid, messages, end = _messages(sim)
+        sid, messages, end = session_messages(sim)
         for batch in (messages, [end]):
             received = [
                 Received(session_topic(m.station, m.session, m.stream), encode(m), sim.start)
@@ -221,11 +233,11 @@ def api_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiWorld]:
     sql.register_subject(SUBJECT_IN, sa1.id)
     sql.register_subject(SUBJECT_OUT, sb1.id)
     day0 = NOW - timedelta(days=4)
-    sims = [Sim("st-sa1", SUBJECT_IN, day0 + timedelta(days=d), seed=d) for d in range(4)]
-    sims.append(Sim("st-sa1", SUBJECT_IN, NOW - timedelta(hours=1), seed=4, rating_before=7))
-    sims += [Sim("st-sb1", SUBJECT_OUT, day0 + timedelta(days=d, hours=1), seed=10 + d)
+    sims = [SimSession("st-sa1", SUBJECT_IN, day0 + timedelta(days=d), seed=d) for d in range(4)]
+    sims.append(SimSession("st-sa1", SUBJECT_IN, NOW - timedelta(hours=1), seed=4, rating_before=7))
+    sims += [SimSession("st-sb1", SUBJECT_OUT, day0 + timedelta(days=d, hours=1), seed=10 + d)
              for d in range(2)]  # fmt: skip
-    ids = _ingest(sql, services.tsdb, tmp, sims)  # type: ignore[arg-type]
+    ids = ingest_sessions(sql, services.tsdb, tmp, sims)  # type: ignore[arg-type]
     users: dict[str, int] = {}
     password_hash = hash_password(PASSWORD)  # one Argon2 hash for every account: faster
     for role in ROLES_AT_DA:

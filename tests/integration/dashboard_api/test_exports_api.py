@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from api_seed import SimSession, ingest_sessions, subject_code
 from edfio import read_edf
 from fastapi.testclient import TestClient
-from test_reports_api import SimSession, ingest_sessions, subject_code
 
 from shuxin.dashboard_api.app import build_services, create_app
 from shuxin.dashboard_api.auth import hash_password

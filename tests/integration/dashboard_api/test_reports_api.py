@@ -6,143 +6,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from api_seed import SimSession, ingest_sessions, subject_code
 from fastapi.testclient import TestClient
 
-from shuxin.contract.codec import encode
-from shuxin.contract.messages import (
-    ClockInfo,
-    EdaMessage,
-    EventsMessage,
-    LifecycleMessage,
-    PhaseEvent,
-    PhasePlan,
-    ProtocolRef,
-    RatingEvent,
-    RrMessage,
-)
-from shuxin.contract.topics import session_topic
 from shuxin.dashboard_api.app import build_services, create_app
 from shuxin.dashboard_api.auth import hash_password
 from shuxin.dashboard_api.settings import ApiSettings
-from shuxin.gateway.dedupe import SqliteSeqLedger
-from shuxin.gateway.ingest import Ingest, Received
-from shuxin.gateway.quarantine import SqliteQuarantine
 from shuxin.gateway.sql_models import OrgUnitKind, Role
 from shuxin.gateway.sql_settings import SqlSettings
-from shuxin.gateway.sql_sink import SqlSink
 from shuxin.gateway.sql_store import SqlStore
-from shuxin.gateway.store_sqlite import SqliteStore
-from shuxin.gateway.summaries import SummarySink
-from shuxin.gateway.timeseries import TimeSeriesSink
-from shuxin.signal.eda_simulate import eda_simulate
-from shuxin.signal.rr_simulate import rr_simulate
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery"
 SECRET = "r" * 40
-PLAN = (("baseline", "baseline", 60.0, None), ("resonance", "training", 120.0, 6.0),
-        ("recovery", "recovery", 60.0, None))  # fmt: skip
-CLOCK = ClockInfo(offset_ms=0.0, source="ntp")
 #: 2026-11-18 is a Wednesday; its ISO week is Mon 16 – Sun 22 November.
 DAY = datetime(2026, 11, 18, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
-_CODE_CHARS = "ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-@dataclass(frozen=True)
-class SimSession:
-    """One simulated session to push through the gateway."""
-
-    station: str
-    subject: str
-    start: datetime
-    rating_before: int = 6
-    rating_after: int = 4
-    seed: int = 0
-
-
-def subject_code(i: int) -> str:
-    """A pseudonymous code (no names, no employee numbers)."""
-    return f"S-{_CODE_CHARS[i % 22]}{_CODE_CHARS[(i // 22) % 22]}K2Q"
-
-
-def session_messages(sim: SimSession) -> tuple[list[Any], LifecycleMessage]:
-    """The contract messages of one session, and its end message (sent last)."""
-    sid = f"{sim.station}-{sim.start:%Y%m%d-%H%M}-{sim.seed:03d}"
-    total = sum(d for _, _, d, _ in PLAN)
-    env = {"schema": 1, "station": sim.station, "session": sid, "sent_at": sim.start,
-           "clock": CLOCK}  # fmt: skip
-    phases = [PhasePlan(name=n, kind=k, duration_s=d, pacer_bpm=p) for n, k, d, p in PLAN]  # type: ignore[arg-type]
-    common = {**env, "stream": "lifecycle", "subject": sim.subject,
-              "protocol": ProtocolRef(id="rest-resonance-recovery", version="1"),
-              "phases": phases, "devices": ["h10-1", "gsr-1"], "started_at": sim.start}  # fmt: skip
-    start = LifecycleMessage(**common, seq=0, event="start")
-    end = LifecycleMessage(
-        **common, seq=1, event="end", ended_at=sim.start + timedelta(seconds=total)
-    )
-    events: list[Any] = [RatingEvent(t=sim.start, kind="rating", when="before",
-                                     value=sim.rating_before)]  # fmt: skip
-    offset = 0.0
-    for index, (name, _, duration, _) in enumerate(PLAN):
-        at = sim.start + timedelta(seconds=offset)
-        events.append(PhaseEvent(t=at, kind="phase_start", phase=name, index=index))
-        offset += duration
-        events.append(
-            PhaseEvent(t=sim.start + timedelta(seconds=offset), kind="phase_end", phase=name,
-                       index=index)
-        )  # fmt: skip
-    events.append(
-        RatingEvent(t=sim.start + timedelta(seconds=total), kind="rating", when="after",
-                    value=sim.rating_after)
-    )  # fmt: skip
-    messages: list[Any] = [start, EventsMessage(**env, seq=0, stream="events", events=events)]
-    rr = rr_simulate(
-        total, np.random.default_rng(sim.seed),
-        breathing_schedule=[(0, 12.0), (60, 6.0), (180, 12.0)],
-    ).rr_ms  # fmt: skip
-    beat_ms = np.cumsum(rr)
-    for seq, lo in enumerate(range(0, rr.size, 500)):
-        chunk = slice(lo, lo + 500)
-        t0_ms = float(beat_ms[lo])
-        messages.append(
-            RrMessage(**env, seq=seq, stream="rr", device="h10-1", source="sim",
-                      t0=sim.start + timedelta(milliseconds=t0_ms),
-                      t_offset_ms=[float(t - t0_ms) for t in beat_ms[chunk]],
-                      rr_ms=[float(v) for v in rr[chunk]])
-        )  # fmt: skip
-    eda = eda_simulate(total, 8.0, np.random.default_rng(sim.seed + 1000)).eda_us
-    for seq, lo in enumerate(range(0, eda.size, 4000)):
-        messages.append(
-            EdaMessage(**env, seq=seq, stream="eda", device="gsr-1", fs_hz=8.0,
-                       t0=sim.start + timedelta(seconds=lo / 8.0),
-                       eda_us=[float(v) for v in eda[lo : lo + 4000]])
-        )  # fmt: skip
-    return messages, end
-
-
-def ingest_sessions(sql: SqlStore, tsdb: SqliteStore, work: Path, sims: list[SimSession]) -> None:
-    """Push ``sims`` through the gateway's Ingest with its real sinks."""
-    ingest = Ingest(
-        sinks=[TimeSeriesSink(tsdb), SqlSink(sql), SummarySink(sql, tsdb)],
-        ledger=SqliteSeqLedger(work / "dedupe.sqlite3"),
-        quarantine=SqliteQuarantine(work / "quarantine.sqlite3"),
-    )
-    for sim in sims:
-        messages, end = session_messages(sim)
-        for batch in (messages, [end]):
-            received = [
-                Received(session_topic(m.station, m.session, m.stream), encode(m), sim.start)
-                for m in batch
-            ]
-            outcomes = ingest.handle_batch(received)
-            assert all(o.acknowledge for o in outcomes), outcomes
-    assert ingest.counters.quarantined == {}
-    assert ingest.counters.failed == 0
 
 
 @dataclass
