@@ -4,8 +4,8 @@ Checks the permission and the org-unit scope, reads the session from the SQL sto
 beats and samples from the time-series store, audits, and returns the file that
 :mod:`shuxin.dashboard_api.exports` builds. Every export writes ``export.<format>`` naming the
 subject; an identifiable export (``identifiable=true``) additionally needs
-``export:identifiable`` and writes ``export.identifiable`` and ``identity.read`` (the store's
-own ``identity.reveal`` record comes with the decryption). This module must not build file
+``export:identifiable`` and writes ``export.identifiable`` (the store's ``identity.reveal``
+record comes with the decryption). This module must not build file
 contents itself, and must not put a name into a file name.
 """
 
@@ -138,7 +138,8 @@ def export_session(
 
     Pseudonymous by default. ``identifiable=true`` needs the ``export:identifiable``
     permission and adds the real name from the identity store. Audited as ``export.<format>``
-    naming the subject (plus ``export.identifiable`` and ``identity.read`` when identifiable).
+    naming the subject (plus ``export.identifiable`` and the store's ``identity.reveal`` when
+    identifiable).
     A session outside your subtree is a 404.
     """
     if identifiable and not principal.can(Permission.EXPORT_IDENTIFIABLE):
@@ -155,7 +156,7 @@ def export_session(
     subject = data.subject_code
     if identifiable:
         audit.event("export.identifiable", resource, subject)
-        audit.event("identity.read", resource, subject)
+        # The store audits the decryption itself (identity.reveal, same transaction).
         try:
             identity = services.sql.reveal_identity(
                 subject, actor=principal.actor, purpose=audit.purpose, ip=audit.ip

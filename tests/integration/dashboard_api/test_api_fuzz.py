@@ -302,7 +302,6 @@ def _export(case: Any, body: Any) -> list[tuple[str, str | None]]:
     if str(query.get("identifiable", "false")).lower() in {"true", "1"}:
         records += [
             ("export.identifiable", subject),
-            ("identity.read", subject),
             ("identity.reveal", subject),
         ]
     records.append((f"export.{query.get('format', 'csv')}", subject))

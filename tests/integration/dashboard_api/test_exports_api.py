@@ -227,7 +227,7 @@ def test_identifiable_exports_need_the_permission_and_are_audited(world: World) 
         if e.id not in before
     ]
     actions = sorted(e.action for e in new)
-    assert actions == ["export.edf", "export.identifiable", "identity.read", "identity.reveal"]
+    assert actions == ["export.edf", "export.identifiable", "identity.reveal"]
     # A non-ASCII name cannot go into EDF's ASCII header: it becomes a UTF-8 annotation.
     cjk = world.export("counselor", "edf", session=world.other_session_id, identifiable="true")
     cjk_edf = read_edf(cjk.content)
