@@ -56,8 +56,29 @@ class Collector:
         self.messages: dict[tuple[str, int], Any] = {}
         self.invalid: list[str] = []
         self.ready = asyncio.Event()
+        self.failure: BaseException | None = None
+        self.connects = 0
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as exc:  # surfaced by check(): a dead collector must not look idle
+            self.failure = exc
+            raise
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise AssertionError(f"the collector failed: {self.failure!r}") from self.failure
+
+    def summary(self) -> str:
+        streams: dict[str, int] = {}
+        for topic, _, _ in self.received:
+            stream = topic.rsplit("/", 1)[-1]
+            streams[stream] = streams.get(stream, 0) + 1
+        invalid = len(self.invalid)
+        return f"{self.connects} connection(s), session messages {streams}, invalid {invalid}"
+
+    async def _run(self) -> None:
         host, port, user, password, client_id = self._args
         while True:
             try:
@@ -70,6 +91,7 @@ class Collector:
                     clean_session=False,
                 ) as client:
                     await client.subscribe("shuxin/v1/#", qos=1)
+                    self.connects += 1
                     self.ready.set()
                     async for message in client.messages:
                         self._take(str(message.topic), message.payload)
@@ -108,61 +130,99 @@ def _issued_seqs(data: Path) -> dict[str, int]:
     return {str(topic): int(n) for topic, n in rows}
 
 
-def _station(broker: Any, data: Path, *args: str) -> subprocess.Popen[str]:
-    user, password = broker.credentials(STATION)
-    cmd = [
-        sys.executable,
-        "-m",
-        "shuxin.edge.sim_commands",
-        "station",
-        "--broker",
-        broker.url,
-        "--username",
-        user,
-        "--password",
-        password,
-        "--station",
-        STATION,
-        "--data",
-        str(data),
-        "--seed",
-        "11",
-        "--break-s",
-        "5",
-        "--progress-s",
-        "1",
-        *args,
-    ]
-    return subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+class Station:
+    """One ``shuxin sim station`` child process; stdout and stderr go to a log file.
+
+    A file, not a pipe: nothing can block on a full pipe, nothing is left unclosed when a test
+    fails, and a failure message can carry what the station said.
+    """
+
+    def __init__(self, broker: Any, data: Path, log: Path, *args: str) -> None:
+        user, password = broker.credentials(STATION)
+        cmd = [
+            sys.executable,
+            "-m",
+            "shuxin.edge.sim_commands",
+            "station",
+            "--broker",
+            broker.url,
+            "--username",
+            user,
+            "--password",
+            password,
+            "--station",
+            STATION,
+            "--data",
+            str(data),
+            "--seed",
+            "11",
+            "--break-s",
+            "5",
+            "--progress-s",
+            "1",
+            *args,
+        ]
+        self.log = log
+        with log.open("w", encoding="utf-8") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def output(self, tail: int = 4000) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-tail:]
+
+    def check_running(self) -> None:
+        """Fail at once, with the station's own words, if it has exited."""
+        code = self.proc.poll()
+        if code is not None:
+            raise AssertionError(f"the simulated station exited ({code}):\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
 
 
-async def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+async def _wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    *,
+    station: Station | None = None,
+    collector: Collector | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
+        if collector is not None:
+            collector.check()
+        if station is not None:
+            station.check_running()
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            said = f"\nthe station said:\n{station.output()}" if station is not None else ""
+            seen = f"\nthe collector has {collector.summary()}" if collector is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout_s:.0f} s waiting for {what}{seen}{said}"
+            )
         await asyncio.sleep(0.05)
 
 
-async def _finish(proc: subprocess.Popen[str], timeout_s: float) -> dict[str, int]:
+async def _finish(station: Station, timeout_s: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
-    while proc.poll() is None:
+    while station.proc.poll() is None:
         if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the simulated station did not finish in time")
+            station.kill()
+            raise AssertionError(
+                f"the simulated station did not finish in time:\n{station.output()}"
+            )
         await asyncio.sleep(0.1)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    proc.stdout.close()
-    assert proc.returncode == 0, out[-2000:]
+    out = station.output(tail=1_000_000)
+    assert station.proc.returncode == 0, out[-4000:]
     done = [line for line in out.splitlines() if line.startswith("[sim] done ")]
-    assert done, out[-2000:]
+    assert done, out[-4000:]
     result: dict[str, int] = json.loads(done[-1].removeprefix("[sim] done "))
     return result
 
@@ -208,15 +268,31 @@ def test_complete_protocols_through_a_broker_outage_with_hostile_devices(
         protocols.mkdir()
         (protocols / "short-resonance.yaml").write_text(SHORT_PROTOCOL, encoding="utf-8")
         options = "--subjects 2 --protocol short-resonance --time-scale 2 --sessions 2"
-        proc = _station(
-            broker, data, *options.split(), "--protocol-dir", str(protocols), "--faults", "heavy"
+        station = Station(
+            broker,
+            data,
+            tmp_path / "station.log",
+            *options.split(),
+            "--protocol-dir",
+            str(protocols),
+            "--faults",
+            "heavy",
         )
-        await _wait_for(lambda: collector.count("rr") >= 10, 40, "rr batches")
-        broker.stop()  # mid-session: the agent keeps recording into its outbox
-        await asyncio.sleep(60.0)
-        assert proc.poll() is None, "the sessions should still be running after the outage"
-        broker.start()
-        result = await _finish(proc, 150)
+        try:
+            await _wait_for(
+                lambda: collector.count("rr") >= 10,
+                90,
+                "rr batches",
+                station=station,
+                collector=collector,
+            )
+            broker.stop()  # mid-session: the agent keeps recording into its outbox
+            await asyncio.sleep(60.0)
+            station.check_running()  # the sessions are still running after the outage
+            broker.start()
+            result = await _finish(station, 150)
+        finally:
+            station.kill()
         issued = _issued_seqs(data)
         await _wait_for(
             lambda: all(
@@ -226,6 +302,7 @@ def test_complete_protocols_through_a_broker_outage_with_hostile_devices(
             ),
             20,
             "every issued message",
+            collector=collector,
         )
         collect.cancel()
         _assert_nothing_lost(collector, data)
@@ -274,16 +351,25 @@ def test_sigkill_mid_session_then_restart_loses_nothing(
         collector = Collector(broker.host, broker.port, gw_user, gw_password, "gw-sigkill")
         collect = asyncio.create_task(collector.run())
         await asyncio.wait_for(collector.ready.wait(), 10)
-        proc = _station(broker, data, *args)
-        await _wait_for(lambda: collector.count("rr") >= 30, 40, "rr batches")
-        proc.send_signal(signal.SIGKILL)  # a power cut: no shutdown code runs
-        proc.wait(10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        station = Station(broker, data, tmp_path / "station-1.log", *args)
+        try:
+            await _wait_for(
+                lambda: collector.count("rr") >= 30,
+                90,
+                "rr batches",
+                station=station,
+                collector=collector,
+            )
+            station.proc.send_signal(signal.SIGKILL)  # a power cut: no shutdown code runs
+        finally:
+            station.kill()
         killed_at = _issued_seqs(data)
 
-        restarted = _station(broker, data, *args)
-        result = await _finish(restarted, 60)
+        restarted = Station(broker, data, tmp_path / "station-2.log", *args)
+        try:
+            result = await _finish(restarted, 90)
+        finally:
+            restarted.kill()
         assert result["sessions_started"] == 1  # the restart resumed, it did not start anew
         assert result["outbox_backlog"] == 0
         issued = _issued_seqs(data)
@@ -297,6 +383,7 @@ def test_sigkill_mid_session_then_restart_loses_nothing(
             ),
             20,
             "every issued message",
+            collector=collector,
         )
         collect.cancel()
         _assert_nothing_lost(collector, data)
