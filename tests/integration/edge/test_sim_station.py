@@ -260,7 +260,7 @@ def test_complete_protocols_through_a_broker_outage_with_hostile_devices(
         gw_user, gw_password = broker.credentials(broker.gateway_user)
         collector = Collector(broker.host, broker.port, gw_user, gw_password, "gw-outage")
         collect = asyncio.create_task(collector.run())
-        await asyncio.wait_for(collector.ready.wait(), 10)
+        await asyncio.wait_for(collector.ready.wait(), 60)
         # Two participants, one 150-s protocol each, at 2x: ~75 s. Heavy faults: link and
         # contact losses, ectopic beats, duplicates, bursts of garbage frames. The broker is
         # down for 60 s of it (the outage), longer than the publisher's 30-s backoff cap.
@@ -300,7 +300,7 @@ def test_complete_protocols_through_a_broker_outage_with_hostile_devices(
                 for t, n in issued.items()
                 if "/sessions/" in t
             ),
-            20,
+            60,
             "every issued message",
             collector=collector,
         )
@@ -350,7 +350,7 @@ def test_sigkill_mid_session_then_restart_loses_nothing(
         gw_user, gw_password = broker.credentials(broker.gateway_user)
         collector = Collector(broker.host, broker.port, gw_user, gw_password, "gw-sigkill")
         collect = asyncio.create_task(collector.run())
-        await asyncio.wait_for(collector.ready.wait(), 10)
+        await asyncio.wait_for(collector.ready.wait(), 60)
         station = Station(broker, data, tmp_path / "station-1.log", *args)
         try:
             await _wait_for(
@@ -381,7 +381,7 @@ def test_sigkill_mid_session_then_restart_loses_nothing(
                 for t, n in issued.items()
                 if "/sessions/" in t
             ),
-            20,
+            60,
             "every issued message",
             collector=collector,
         )

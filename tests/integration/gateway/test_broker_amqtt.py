@@ -38,7 +38,7 @@ def test_station_acl_and_passwords(tmp_path: Path) -> None:
                         if message.payload == b"own":
                             return
 
-                await asyncio.wait_for(collect(), 10)
+                await asyncio.wait_for(collect(), 60)
             with pytest.raises(aiomqtt.MqttError, match="Not authorized"):
                 async with aiomqtt.Client(
                     broker.host, broker.port, username="st-a", password="wrong", protocol=V311

@@ -112,7 +112,7 @@ def test_gateway_process_survives_sigkill_with_every_beat_once(
     publisher = _publisher(broker)
     try:
         # Wait until the gateway is subscribed: its persistent session then queues for it.
-        _wait((data / "dedupe.sqlite3").exists, 20, "the gateway to start")
+        _wait((data / "dedupe.sqlite3").exists, 60, "the gateway to start")
         time.sleep(1.0)
         for seq in range(300):
             publisher.publish(TOPIC, _rr(seq), qos=1).wait_for_publish(10)
@@ -175,7 +175,7 @@ def test_sessions_reach_sql_and_unregistered_stations_are_quarantined(
     gateway = _start_gateway(broker, data, log)
     publishers = {}
     try:
-        _wait((data / "dedupe.sqlite3").exists, 20, "the gateway to start")
+        _wait((data / "dedupe.sqlite3").exists, 60, "the gateway to start")
         time.sleep(1.0)
         for station in ("st-a", "st-b"):
             user, password = broker.credentials(station)

@@ -155,7 +155,7 @@ async def start_gateway(
         backoff=FAST,
     )
     tasks = [asyncio.create_task(mqtt.run()), asyncio.create_task(writer.drain_forever())]
-    await wait_for(mqtt.ready.is_set, 10, "the gateway to subscribe")
+    await wait_for(mqtt.ready.is_set, 60, "the gateway to subscribe")
     return Gateway(ledger, quarantine, spool, writer, ingest, mqtt, tasks)
 
 
@@ -200,7 +200,7 @@ def test_stored_exactly_once_duplicates_absorbed_hostile_quarantined(
         ]
         await publish(broker, hostile)
         await publish(broker, [(RR_TOPIC, rr(s)) for s in range(30, 35)])
-        await wait_for(lambda: gateway.processed() >= 52, 20, "52 messages to be handled")
+        await wait_for(lambda: gateway.processed() >= 52, 60, "52 messages to be handled")
 
         counters = gateway.ingest.counters
         assert counters.written == 45
@@ -231,7 +231,7 @@ def test_stored_exactly_once_duplicates_absorbed_hostile_quarantined(
         # A restarted gateway with the same ledger file, and a station replaying its outbox.
         restarted = await start_gateway(tmp_path, broker, store)
         await publish(broker, [(RR_TOPIC, rr(s)) for s in range(5)])
-        await wait_for(lambda: restarted.processed() >= 5, 20, "the replay to be handled")
+        await wait_for(lambda: restarted.processed() >= 5, 60, "the replay to be handled")
         assert restarted.ingest.counters.duplicates == 5
         assert store.count("rr") == 35 * BEATS
         await restarted.stop()
@@ -253,18 +253,18 @@ def test_store_down_spools_then_everything_arrives_once(
     async def scenario() -> None:
         gateway = await start_gateway(tmp_path, broker, store)
         await publish(broker, [(RR_TOPIC, rr(s)) for s in range(10)])
-        await wait_for(lambda: gateway.processed() >= 10, 20, "10 messages stored")
+        await wait_for(lambda: gateway.processed() >= 10, 60, "10 messages stored")
         assert gateway.writer.counters.stored == 10 * BEATS
 
         await asyncio.to_thread(influx.stop)
         await publish(broker, [(RR_TOPIC, rr(s)) for s in range(10, 30)])
-        await wait_for(lambda: gateway.processed() >= 30, 20, "30 messages handled")
+        await wait_for(lambda: gateway.processed() >= 30, 60, "30 messages handled")
         assert gateway.spool.stats().points > 0, "nothing was spooled while the store was down"
         assert gateway.ingest.counters.failed == 0
         assert gateway.mqtt.counters.acknowledged == 30, "spooled counts as durable"
 
         await asyncio.to_thread(influx.start)
-        await wait_for(lambda: gateway.spool.stats().batches == 0, 20, "the spool to drain")
+        await wait_for(lambda: gateway.spool.stats().batches == 0, 60, "the spool to drain")
         await gateway.stop()
 
     asyncio.run(scenario())
@@ -323,7 +323,7 @@ def test_mqtt_311_uses_a_plain_subscription_and_sees_retained_presence(
         gateway = await start_gateway(tmp_path, broker, store, protocol="3.1.1")
         assert gateway.mqtt.subscription == "plain"
         await publish(broker, [(RR_TOPIC, rr(s)) for s in range(3)])
-        await wait_for(lambda: gateway.processed() >= 4, 20, "status and 3 messages")
+        await wait_for(lambda: gateway.processed() >= 4, 60, "status and 3 messages")
         assert gateway.ingest.counters.written == 4
         await gateway.stop()
 
