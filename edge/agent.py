@@ -508,6 +508,9 @@ def build_agent(
             password=resolved.password,
             keepalive_s=settings.broker.keepalive_s,
             tls=settings.broker.tls,
+            ca_file=settings.broker.ca_file,
+            client_cert_file=settings.broker.client_cert_file,
+            client_key_file=settings.broker.client_key_file,
         )
     agent = Agent(
         settings,

@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 import aiomqtt
@@ -29,6 +31,7 @@ from shuxin.contract.messages import StationStatus
 from shuxin.contract.topics import station_status_topic
 from shuxin.edge.outbox import Outbox, OutboxItem
 from shuxin.runtime.backoff import Backoff
+from shuxin.runtime.tls_files import mqtt_client_context, tls_failure_kind
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +40,28 @@ _POLL_S: Final = 0.05
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    """Where and how to reach the broker. Credentials come from configuration, never code."""
+    """Where and how to reach the broker. Credentials come from configuration, never code.
+
+    With ``tls`` the broker's certificate chain and host name are verified against
+    ``ca_file`` (PEM), or the system trust store when it is None; ``client_cert_file`` and
+    ``client_key_file`` present a client certificate (brokers with ``require_certificate``).
+    """
 
     host: str
     port: int = 1883
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     keepalive_s: int = 30
     tls: bool = False
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client's TLS context (None for plain MQTT); verification is always on."""
+        if not self.tls:
+            return None
+        return mqtt_client_context(self.ca_file, self.client_cert_file, self.client_key_file)
 
 
 @dataclass(slots=True)
@@ -55,6 +72,12 @@ class PublisherCounters:
     connects: int = 0
     disconnects: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+
+
+def error_kind(exc: aiomqtt.MqttError) -> str:
+    """The counter key of a connection failure: ``TlsVerifyError`` / ``TlsError`` (see
+    :func:`~shuxin.runtime.tls_files.tls_failure_kind`), otherwise the exception's class name."""
+    return tls_failure_kind(str(exc)) or type(exc).__name__
 
 
 def _status_payload(station: str, state: str, outbox: Outbox, reconnects: int) -> bytes:
@@ -89,6 +112,7 @@ class OutboxPublisher:
         self._station = station
         self._outbox = outbox
         self._broker = broker
+        self._tls_context = broker.tls_context()  # files read once, checked at start-up
         self._max_in_flight = max_in_flight
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()
@@ -124,6 +148,7 @@ class OutboxPublisher:
                     keepalive=self._broker.keepalive_s,
                     max_inflight_messages=self._max_in_flight,
                     timeout=10,
+                    tls_context=self._tls_context,
                 ) as client:
                     attempt = 0
                     self.counters.connects += 1
@@ -143,11 +168,11 @@ class OutboxPublisher:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.counters.disconnects += 1
-                kind = type(exc).__name__
+                kind = error_kind(exc)
                 self.counters.errors[kind] = self.counters.errors.get(kind, 0) + 1
                 delay = self._backoff.delay(attempt, self._rng)
                 attempt += 1
-                log.warning("broker connection lost (%s); retrying in %.1f s", kind, delay)
+                log.warning("broker connection lost (%s: %s); retrying in %.1f s", kind, exc, delay)
                 await asyncio.sleep(delay)
 
     async def _drain_forever(self, client: aiomqtt.Client) -> None:

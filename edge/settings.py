@@ -7,8 +7,9 @@ that could be committed: give it in ``SHUXIN_EDGE_BROKER__PASSWORD`` or in a fil
 ``broker.password_file`` (mode 0600); a ``password`` key in the config file is refused.
 
 :func:`load_settings` reads a file; :func:`check_settings` resolves everything the agent needs
-before it starts (device profiles, protocols, data directory, BLE availability) and raises one
-:class:`SettingsError` listing every problem, so a station fails fast with a clear message.
+before it starts (device profiles, protocols, data directory, BLE availability, the broker's
+TLS files) and raises one :class:`SettingsError` listing every problem, so a station fails fast
+with a clear message.
 This module must not open connections or start tasks.
 """
 
@@ -35,6 +36,7 @@ from shuxin.edge.protocol import (
     read_yaml_mapping,
 )
 from shuxin.edge.source_sim import FAULT_PRESETS, SimFaults
+from shuxin.runtime.tls_files import tls_file_problems
 
 ENV_PREFIX: Final = "SHUXIN_EDGE_"
 _SCHEMES: Final = {"mqtt": (1883, False), "mqtts": (8883, True)}
@@ -49,13 +51,22 @@ class _Model(BaseModel):
 
 
 class BrokerConfig(_Model):
-    """Where the agent publishes. ``url`` is ``mqtt://host:port`` or ``mqtts://host:port``."""
+    """Where the agent publishes. ``url`` is ``mqtt://host:port`` or ``mqtts://host:port``.
+
+    With ``mqtts://`` the broker's certificate is always verified (chain and host name):
+    against ``ca_file`` (a PEM bundle, e.g. the site CA) or, without it, the system trust
+    store. ``client_cert_file`` and ``client_key_file`` (PEM, unencrypted key) go together, for
+    a broker that requires client certificates (Mosquitto ``require_certificate true``).
+    """
 
     url: str
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 30
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -66,6 +77,15 @@ class BrokerConfig(_Model):
             raise ValueError("put credentials in username/password, not in the url")
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
+        tls_files = [
+            name
+            for name in ("ca_file", "client_cert_file", "client_key_file")
+            if getattr(self, name) is not None
+        ]
+        if tls_files and parts.scheme != "mqtts":
+            raise ValueError(f"{', '.join(tls_files)} need an mqtts:// url (TLS)")
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ValueError("client_cert_file and client_key_file go together")
         return self
 
     @property
@@ -184,8 +204,9 @@ def build_settings(**values: Any) -> AgentSettings:
 def load_settings(path: Path) -> AgentSettings:
     """Read a station config file (YAML) and the environment into :class:`AgentSettings`.
 
-    Relative paths in the file (data_dir, protocol_dir, profile_dir, password_file) are taken
-    relative to the file's folder.
+    Relative paths in the file (data_dir, protocol_dir, profile_dir and the broker's
+    password_file, ca_file, client_cert_file, client_key_file) are taken relative to the file's
+    folder.
     """
     try:
         data = read_yaml_mapping(path)
@@ -201,8 +222,10 @@ def load_settings(path: Path) -> AgentSettings:
     for key in ("data_dir", "protocol_dir", "profile_dir"):
         if isinstance(data.get(key), str):
             data[key] = str(base / data[key])
-    if isinstance(broker, dict) and isinstance(broker.get("password_file"), str):
-        broker["password_file"] = str(base / broker["password_file"])
+    if isinstance(broker, dict):
+        for key in ("password_file", "ca_file", "client_cert_file", "client_key_file"):
+            if isinstance(broker.get(key), str):
+                broker[key] = str(base / broker[key])
     try:
         return AgentSettings(**data)
     except ValidationError as exc:
@@ -266,13 +289,13 @@ def check_settings(settings: AgentSettings) -> ResolvedSettings:
             f"broker.username is set but no password: set {ENV_PREFIX}BROKER__PASSWORD or "
             "broker.password_file"
         )
-    if settings.broker.tls:
-        # The publisher (shuxin.edge.outbox_publisher) does not pass TLS parameters to the
-        # MQTT client yet; starting would retry a plain connection to a TLS port forever.
-        problems.append(
-            "broker.url is mqtts://, but the MQTT publisher has no TLS support yet; "
-            "use mqtt:// on a trusted network or a local TLS tunnel"
-        )
+    broker = settings.broker
+    problems += tls_file_problems(
+        broker.ca_file,
+        broker.client_cert_file,
+        broker.client_key_file,
+        names=("broker.ca_file", "broker.client_cert_file", "broker.client_key_file"),
+    )
     if problems:
         raise SettingsError("cannot start the edge agent:\n  - " + "\n  - ".join(problems))
     return ResolvedSettings(settings, profiles, protocols, password)

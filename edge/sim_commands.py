@@ -34,9 +34,26 @@ def register(subparsers: Any) -> None:
             "SHUXIN_EDGE_BROKER__PASSWORD."
         ),
     )
-    station.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
+    station.add_argument(
+        "--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT"
+    )
     station.add_argument("--username", help="broker user (normally the station id)")
     station.add_argument("--password", help="broker password (or SHUXIN_EDGE_BROKER__PASSWORD)")
+    station.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA bundle to verify an mqtts:// broker (default: the system CAs)",
+    )
+    station.add_argument(
+        "--client-cert-file",
+        type=Path,
+        metavar="FILE",
+        help="client certificate (PEM) for a broker that requires one",
+    )
+    station.add_argument(
+        "--client-key-file", type=Path, metavar="FILE", help="the client certificate's key (PEM)"
+    )
     station.add_argument("--station", required=True, help="station id, e.g. st-a")
     station.add_argument(
         "--subjects",
@@ -138,6 +155,9 @@ def _station(args: argparse.Namespace) -> int:
         broker_url=args.broker,
         username=args.username,
         password=args.password,
+        ca_file=args.ca_file,
+        client_cert_file=args.client_cert_file,
+        client_key_file=args.client_key_file,
         data_dir=args.data,
         subjects=args.subjects,
         protocols=tuple(args.protocol or ("rest-resonance-recovery",)),

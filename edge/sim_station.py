@@ -62,6 +62,9 @@ class SimStationOptions:
     record: bool = False
     protocol_dir: Path | None = None
     upload_ecg: bool = False
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
 
 
 def seat_devices(seat: int, kinds: tuple[str, ...]) -> list[str]:
@@ -98,6 +101,9 @@ def sim_station_settings(opts: SimStationOptions) -> AgentSettings:
     }
     if opts.password is not None:  # otherwise SHUXIN_EDGE_BROKER__PASSWORD, if set
         values["broker"]["password"] = opts.password
+    for key in ("ca_file", "client_cert_file", "client_key_file"):
+        if getattr(opts, key) is not None:  # otherwise SHUXIN_EDGE_BROKER__<KEY>, if set
+            values["broker"][key] = getattr(opts, key)
     if opts.protocol_dir is not None:
         values["protocol_dir"] = opts.protocol_dir
     if unknown:

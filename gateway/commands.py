@@ -27,7 +27,11 @@ def register(subparsers: Any) -> None:
             "password, an InfluxDB token) belong in the environment, not on the command line."
         ),
     )
-    run.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT (default 127.0.0.1:1883)")
+    run.add_argument(
+        "--broker",
+        metavar="URL",
+        help="mqtt://HOST:PORT or mqtts://HOST:PORT (default mqtt://127.0.0.1:1883)",
+    )
     run.add_argument("--username", help="broker user (default: gateway)")
     run.add_argument("--password", help="broker password (prefer SHUXIN_GATEWAY_PASSWORD)")
     run.add_argument(
@@ -42,6 +46,18 @@ def register(subparsers: Any) -> None:
     run.add_argument("--client-id", help="MQTT client id, fixed per replica")
     run.add_argument("--shared-group", help="MQTT 5 shared-subscription group ('' for plain)")
     run.add_argument("--mqtt-protocol", choices=("auto", "5", "3.1.1"))
+    run.add_argument(
+        "--tls-ca-file",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA bundle to verify an mqtts:// broker (default: the system CAs)",
+    )
+    run.add_argument(
+        "--tls-cert-file", type=Path, metavar="FILE", help="client certificate (PEM), if required"
+    )
+    run.add_argument(
+        "--tls-key-file", type=Path, metavar="FILE", help="the client certificate's key (PEM)"
+    )
     run.add_argument("--env-file", type=Path, help="read SHUXIN_GATEWAY_* settings from a file")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)
@@ -82,6 +98,9 @@ def _settings(args: argparse.Namespace) -> Any:
             "client_id": getattr(args, "client_id", None),
             "shared_group": getattr(args, "shared_group", None),
             "mqtt_protocol": getattr(args, "mqtt_protocol", None),
+            "tls_ca_file": getattr(args, "tls_ca_file", None),
+            "tls_cert_file": getattr(args, "tls_cert_file", None),
+            "tls_key_file": getattr(args, "tls_key_file", None),
         }.items()
         if value is not None
     }

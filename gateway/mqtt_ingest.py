@@ -46,9 +46,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final, Literal, Protocol
 
 import aiomqtt
@@ -62,6 +64,7 @@ from shuxin.contract.topics import ALL_STATIONS_FILTER, PREFIX, shared_subscript
 from shuxin.gateway.ingest import Outcome, Received
 from shuxin.runtime.backoff import Backoff
 from shuxin.runtime.threads import to_thread_settled
+from shuxin.runtime.tls_files import mqtt_client_context, tls_failure_kind
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,12 @@ class MqttIngestSettings:
         Most messages handed to the pipeline at once.
     session_expiry_s : int
         How long the broker keeps the session (and queues messages) while disconnected.
+    tls : bool
+        ``mqtts://``: TLS with the broker's certificate chain and host name verified.
+    tls_ca_file : Path or None
+        PEM bundle to verify the broker against (the site CA); None: the system trust store.
+    tls_cert_file, tls_key_file : Path or None
+        Client certificate and key (PEM), for brokers with ``require_certificate``.
     """
 
     host: str
@@ -109,6 +118,9 @@ class MqttIngestSettings:
     queue_size: int = 1024
     max_batch: int = 512
     tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if min(self.max_in_flight, self.queue_size, self.max_batch) < 1:
@@ -164,6 +176,12 @@ class MqttIngest:
     ) -> None:
         self._settings = settings
         self._handler = handler
+        # TLS files are read once (the settings checked them at start-up).
+        self._tls_context: ssl.SSLContext | None = (
+            mqtt_client_context(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+            if settings.tls
+            else None
+        )
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -210,7 +228,7 @@ class MqttIngest:
             properties=properties,
             keepalive=s.keepalive_s,
             timeout=10,
-            tls_params=aiomqtt.TLSParameters() if s.tls else None,
+            tls_context=self._tls_context,
         )
         # Acknowledge only after the pipeline made the message durable (see module docstring).
         client._client.manual_ack_set(True)
@@ -248,7 +266,7 @@ class MqttIngest:
         self._client = None
         self.subscription = ""
         self.counters.disconnects += 1
-        kind = type(exc).__name__
+        kind = tls_failure_kind(str(exc)) or type(exc).__name__
         self.counters.errors[kind] = self.counters.errors.get(kind, 0) + 1
         log.warning("ingest connection ended (%s: %s); reconnecting", kind, exc)
 

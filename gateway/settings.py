@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shuxin.gateway.sql_settings import SqlSettings
 from shuxin.gateway.store_influx import DeleteApi, InfluxMode, InfluxSettings
+from shuxin.runtime.tls_files import tls_file_problems
 
 
 class GatewaySettings(BaseSettings):
@@ -24,8 +25,8 @@ class GatewaySettings(BaseSettings):
 
     Environment variables: ``SHUXIN_GATEWAY_BROKER_URL``, ``SHUXIN_GATEWAY_USERNAME``,
     ``SHUXIN_GATEWAY_PASSWORD``, ``SHUXIN_GATEWAY_TSDB_URL``, ``SHUXIN_GATEWAY_INFLUX_TOKEN``,
-    ``SHUXIN_GATEWAY_DATA_DIR``, … (one per field). A ``.env``-style file can be given with
-    ``--env-file``.
+    ``SHUXIN_GATEWAY_DATA_DIR``, ``SHUXIN_GATEWAY_TLS_CA_FILE``, … (one per field). A
+    ``.env``-style file can be given with ``--env-file``.
     """
 
     model_config = SettingsConfigDict(env_prefix="SHUXIN_GATEWAY_", extra="forbid")
@@ -40,6 +41,16 @@ class GatewaySettings(BaseSettings):
         default="shuxin-gateway", description="MQTT 5 shared-subscription group; empty: plain"
     )
     mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle to verify an mqtts:// broker (the site CA); empty: system CAs",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="client certificate (PEM) for a broker that requires one"
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="the client certificate's key (PEM, unencrypted)"
+    )
     queue_size: int = Field(
         default=1024,
         ge=1,
@@ -111,6 +122,27 @@ class GatewaySettings(BaseSettings):
     def _check_backlog_band(self) -> GatewaySettings:
         if self.ops_backlog_clear >= self.ops_backlog_open:
             raise ValueError("ops_backlog_clear must be below ops_backlog_open")
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> GatewaySettings:
+        given = [
+            name
+            for name in ("tls_ca_file", "tls_cert_file", "tls_key_file")
+            if getattr(self, name) is not None
+        ]
+        if given and not broker_endpoint(self.broker_url).tls:
+            raise ValueError(f"{', '.join(given)} need an mqtts:// broker_url (TLS)")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        problems = tls_file_problems(
+            self.tls_ca_file,
+            self.tls_cert_file,
+            self.tls_key_file,
+            names=("tls_ca_file", "tls_cert_file", "tls_key_file"),
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @field_validator("broker_url")

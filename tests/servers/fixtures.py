@@ -73,13 +73,18 @@ def mosquitto_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., MosquittoServer]]:
     """``mosquitto_factory(stations=("st-a", "st-b"), gateway_user="gateway",
-    per_listener_settings=False)`` → a private, running broker the test may stop, kill, start."""
+    per_listener_settings=False, tls=False, require_certificate=False)`` → a private, running
+    broker the test may stop, kill, start. With ``tls=True`` its ``url`` is
+    ``mqtts://127.0.0.1:PORT``, ``ca_file`` verifies it and ``tls.client`` is a client
+    certificate it accepts (required with ``require_certificate=True``)."""
     made: list[MosquittoServer] = []
 
     def make(
         stations: Sequence[str] = DEFAULT_STATIONS,
         gateway_user: str = GATEWAY_USER,
         per_listener_settings: bool = False,
+        tls: bool = False,
+        require_certificate: bool = False,
     ) -> MosquittoServer:
         root = tmp_path_factory.mktemp("mosquitto")
         server = _launch(
@@ -89,6 +94,8 @@ def mosquitto_factory(
                 stations=stations,
                 gateway_user=gateway_user,
                 per_listener_settings=per_listener_settings,
+                tls=tls,
+                require_certificate=require_certificate,
             ),
         )
         made.append(server)

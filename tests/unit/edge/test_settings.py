@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
+from servers.tls_certs import BrokerTls, make_broker_tls
 
 from shuxin.edge import commands as edge_commands
 from shuxin.edge import sim_commands
@@ -90,13 +92,86 @@ def test_password_file(tmp_path: Path) -> None:
         8883,
         True,
     )
-    # TLS is refused until the publisher supports it (rather than retrying forever).
-    with pytest.raises(SettingsError, match="no TLS support yet"):
-        check_settings(settings)
-    plain = settings.model_copy(
-        update={"broker": settings.broker.model_copy(update={"url": "mqtt://broker.example"})}
+    # mqtts:// without ca_file: the system trust store verifies the broker.
+    assert settings.broker.ca_file is None
+    assert check_settings(settings).password == "s3cret"
+
+
+def _pki(tmp_path: Path) -> BrokerTls:
+    return make_broker_tls(tmp_path / "pki")
+
+
+def test_tls_files_are_accepted_with_mqtts(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    settings = build_settings(
+        station="st-a",
+        broker={
+            "url": "mqtts://127.0.0.1:8883",
+            "ca_file": pki.ca_file,
+            "client_cert_file": pki.client.cert_file,
+            "client_key_file": pki.client.key_file,
+        },
+        data_dir=tmp_path / "d",
     )
-    assert check_settings(plain).password == "s3cret"
+    check_settings(settings)
+    assert settings.broker.ca_file == pki.ca_file
+
+
+def test_tls_files_from_a_config_file_are_relative_to_it(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        "station: st-a\nbroker: {url: 'mqtts://127.0.0.1:8883', ca_file: pki/shuxin-test-CA.crt}\n"
+        "data_dir: data\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.broker.ca_file == pki.ca_file
+    check_settings(settings)
+
+
+@pytest.mark.parametrize(
+    ("broker", "message"),
+    [
+        ({"url": "mqtt://h:1883", "ca_file": "/x/ca.pem"}, "ca_file need an mqtts:// url"),
+        (
+            {"url": "mqtt://h:1883", "client_cert_file": "/c", "client_key_file": "/k"},
+            "client_cert_file, client_key_file need an mqtts:// url",
+        ),
+        ({"url": "mqtts://h:8883", "client_cert_file": "/c"}, "go together"),
+        ({"url": "mqtts://h:8883", "client_key_file": "/k"}, "go together"),
+    ],
+)
+def test_inconsistent_tls_settings_are_refused(
+    tmp_path: Path, broker: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        build_settings(station="st-a", broker=broker, data_dir=tmp_path)
+
+
+def test_missing_or_unusable_tls_files_are_named_at_startup(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    not_pem = tmp_path / "not-a-cert.pem"
+    not_pem.write_text("hello\n", encoding="utf-8")
+    other = make_broker_tls(tmp_path / "other")
+
+    def check(**broker: Any) -> str:
+        settings = build_settings(
+            station="st-a", broker={"url": "mqtts://h:8883", **broker}, data_dir=tmp_path / "d"
+        )
+        with pytest.raises(SettingsError) as info:
+            check_settings(settings)
+        return str(info.value)
+
+    missing = tmp_path / "missing.pem"
+    assert f"broker.ca_file {missing}: No such file or directory" in check(ca_file=missing)
+    assert "broker.ca_file" in check(ca_file=not_pem)
+    assert "not a PEM certificate bundle" in check(ca_file=not_pem)
+    message = check(client_cert_file=pki.client.cert_file, client_key_file=missing)
+    assert f"broker.client_key_file {missing}" in message
+    # A key that belongs to another certificate.
+    message = check(client_cert_file=pki.client.cert_file, client_key_file=other.client.key_file)
+    assert "broker.client_cert_file/broker.client_key_file" in message
 
 
 def test_username_without_a_password_is_a_startup_error(
@@ -188,3 +263,49 @@ def test_sim_station_rejects_bad_arguments(
     args = _parser().parse_args([*base, "--devices", "polar_verity_sense"])
     assert args.handler(args) == 2
     assert "no simulator for polar_verity_sense" in capsys.readouterr().err
+    # TLS files on a plain url are refused before anything starts.
+    args = _parser().parse_args([*base, "--ca-file", str(tmp_path / "ca.pem")])
+    assert args.handler(args) == 2
+    assert "need an mqtts:// url" in capsys.readouterr().err
+
+
+def test_sim_station_passes_tls_files_to_the_agent_settings(tmp_path: Path) -> None:
+    from shuxin.edge.sim_station import SimStationOptions, sim_station_settings
+
+    pki = _pki(tmp_path)
+    args = _parser().parse_args(
+        [
+            "sim",
+            "station",
+            "--broker",
+            "mqtts://127.0.0.1:8883",
+            "--station",
+            "st-a",
+            "--data",
+            str(tmp_path / "d"),
+            "--ca-file",
+            str(pki.ca_file),
+            "--client-cert-file",
+            str(pki.client.cert_file),
+            "--client-key-file",
+            str(pki.client.key_file),
+        ]
+    )
+    settings = sim_station_settings(
+        SimStationOptions(
+            station=args.station,
+            broker_url=args.broker,
+            username=None,
+            password=None,
+            data_dir=args.data,
+            ca_file=args.ca_file,
+            client_cert_file=args.client_cert_file,
+            client_key_file=args.client_key_file,
+        )
+    )
+    assert settings.broker.tls
+    assert (
+        settings.broker.ca_file,
+        settings.broker.client_cert_file,
+        settings.broker.client_key_file,
+    ) == (pki.ca_file, pki.client.cert_file, pki.client.key_file)

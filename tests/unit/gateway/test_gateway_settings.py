@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from servers.tls_certs import make_broker_tls
 
+from shuxin.gateway import commands as gateway_commands
 from shuxin.gateway.settings import (
     GatewaySettings,
     SqliteTsdb,
@@ -100,3 +104,56 @@ def test_settings_from_environment_and_file(
     assert settings.shared_group is None
     with pytest.raises(ValidationError, match="unknown time-series URL scheme"):
         GatewaySettings(tsdb_url="ftp://x")
+
+
+def test_tls_files_from_the_environment_and_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pki = make_broker_tls(tmp_path / "pki")
+    monkeypatch.setenv("SHUXIN_GATEWAY_BROKER_URL", "mqtts://broker.example:8883")
+    monkeypatch.setenv("SHUXIN_GATEWAY_TLS_CA_FILE", str(pki.ca_file))
+    settings = GatewaySettings()
+    assert (settings.tls_ca_file, settings.tls_cert_file) == (pki.ca_file, None)
+    # `gateway run` flags win over the environment.
+    parser = argparse.ArgumentParser(prog="shuxin")
+    gateway_commands.register(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "gateway",
+            "run",
+            "--tls-cert-file",
+            str(pki.client.cert_file),
+            "--tls-key-file",
+            str(pki.client.key_file),
+        ]
+    )
+    from_flags = gateway_commands._settings(args)
+    assert (from_flags.tls_ca_file, from_flags.tls_cert_file, from_flags.tls_key_file) == (
+        pki.ca_file,
+        pki.client.cert_file,
+        pki.client.key_file,
+    )
+
+
+def test_inconsistent_or_missing_tls_files_are_refused(tmp_path: Path) -> None:
+    pki = make_broker_tls(tmp_path / "pki")
+    missing = tmp_path / "missing.pem"
+    tls = "mqtts://broker.example:8883"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"broker_url": "mqtt://b:1883", "tls_ca_file": pki.ca_file}, "need an mqtts://"),
+        ({"broker_url": tls, "tls_cert_file": pki.client.cert_file}, "go together"),
+        ({"broker_url": tls, "tls_ca_file": missing}, f"tls_ca_file {missing}: No such file"),
+        ({"broker_url": tls, "tls_ca_file": pki.client.key_file}, "not a PEM certificate"),
+        (
+            {
+                "broker_url": tls,
+                "tls_cert_file": pki.client.cert_file,
+                "tls_key_file": pki.server.key_file,
+            },
+            "tls_cert_file/tls_key_file: cannot load",
+        ),
+    ]
+    for values, why in cases:
+        with pytest.raises(ValidationError, match=why):
+            GatewaySettings(**values)
+    assert GatewaySettings(broker_url=tls, tls_ca_file=pki.ca_file).tls_ca_file == pki.ca_file
