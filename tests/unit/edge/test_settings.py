@@ -53,8 +53,9 @@ def test_ble_devices_without_ble_support_fail_clearly(
     with pytest.raises(SettingsError, match="BLE support is not installed") as info:
         check_settings(settings)
     assert "h10-1, gsr-1" in str(info.value)
-    # The missing password file is reported in the same message: every problem at once.
+    # The missing password and CA files are reported in the same message: every problem at once.
     assert "password_file" in str(info.value)
+    assert "broker.ca_file /etc/shuxin/site-ca.pem" in str(info.value)
 
 
 def test_password_is_refused_in_a_file_and_taken_from_the_environment(
