@@ -1,7 +1,8 @@
 """Benchmark: latency and throughput of the dashboard API's busiest reads over 100k sessions.
 
 Run: .venv/bin/python bench/bench_api.py [--sessions 100000] [--subjects 2000]
-     [--cache /tmp/shuxin-bench-cache] [--requests 300] [--clients 1,32] [--no-profile]
+     [--cache /tmp/shuxin-bench-cache] [--requests 300] [--clients 1,32] [--workers 1]
+     [--no-profile]
 
 Seeds a SQLite SQL store once (cached as ``--cache/api-<sessions>-<subjects>.sqlite3``; a
 re-run copies it): one 支队 with 5 大队 of 10 站 (50 stations), ``--subjects`` people spread
@@ -12,14 +13,14 @@ summaries and two display curves. Org units, stations, subjects and the user go 
 (``sql_models``) in one transaction — the shape the gateway writes, far faster than one
 transaction per message.
 
-Then serves the API with ``python -m shuxin.dashboard_api run`` (uvicorn, one process, as
-deployed) on 127.0.0.1 and measures, as a counselor at the 支队 root (the largest scope), with
-``httpx.AsyncClient`` at each ``--clients`` level: the session list (page of 50, unfiltered and
-filtered by station), session detail and subject trends; p50/p99 latency and requests/s.
-Detail and trends each write one audit record (part of their cost). Then (unless
+Then serves the API with ``python -m shuxin.dashboard_api run`` (uvicorn; one process unless
+``--workers N``) on 127.0.0.1 and measures, as a counselor at the 支队 root (the largest
+scope), with ``httpx.AsyncClient`` at each ``--clients`` level: the session list (page of 50,
+unfiltered and filtered by station), session detail and subject trends; p50/p99 latency and
+requests/s. Every request writes one audit record (part of its cost). Then (unless
 ``--no-profile``) an in-process profile: per endpoint, the median wall time of a request, the
-time spent inside SQL statements and the number of statements, and the SQLite query plan of
-the list's statements.
+time spent inside SQL statements (on the read-only and the write engine; commits not
+included) and the number of statements, and the SQLite query plan of the list's statements.
 
 Goal (issue 6): p99 < 100 ms for list and detail at 32 clients on 2 cores. It reports; it
 never fails. Never touches a store outside its temporary directory and the cache.
@@ -372,8 +373,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def api_server(db: Path, data_dir: Path) -> Iterator[str]:
-    """``shuxin api run`` over ``db`` in a subprocess; yield its base URL."""
+def api_server(db: Path, data_dir: Path, workers: int = 1) -> Iterator[str]:
+    """``shuxin api run [--workers N]`` over ``db`` in a subprocess; yield its base URL."""
     port = _free_port()
     env = {**os.environ, "SHUXIN_API_TOKEN_SECRET": SECRET}
     command = [
@@ -389,6 +390,8 @@ def api_server(db: Path, data_dir: Path) -> Iterator[str]:
         str(data_dir),
         "--sql",
         f"sqlite:///{db}",
+        "--workers",
+        str(workers),
     ]
     log = (data_dir / "api.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -527,13 +530,17 @@ def profile(db: Path, data_dir: Path, endpoints: dict[str, Callable[[int], str]]
     statements: list[tuple[str, Any, float]] = []
     started: dict[int, float] = {}
 
-    @event.listens_for(engine, "before_cursor_execute")
     def _before(_conn: Any, cursor: Any, *_rest: Any) -> None:
         started[id(cursor)] = time.perf_counter()
 
-    @event.listens_for(engine, "after_cursor_execute")
     def _after(_conn: Any, cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
         statements.append((statement, params, time.perf_counter() - started.pop(id(cursor))))
+
+    # Reads go through the read-only engine, writes (logins, audit) through the store's: time
+    # the statements of both.
+    for instrumented in {id(e): e for e in (engine, services.read_engine)}.values():
+        event.listen(instrumented, "before_cursor_execute", _before)
+        event.listen(instrumented, "after_cursor_execute", _after)
 
     rows = []
     plans: dict[str, list[str]] = {}
@@ -598,6 +605,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=300, help="per endpoint and level")
     parser.add_argument("--clients", default="1,32", help="concurrency levels")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
@@ -609,7 +617,7 @@ def main() -> None:
         stations, sessions, subjects = _samples(db, args.subjects)
         endpoints = _endpoints(stations, sessions, subjects)
         results: list[Result] = []
-        with api_server(db, work) as base:
+        with api_server(db, work, args.workers) as base:
             token = _login(base)
             for clients in levels:
                 for name, path_of in endpoints.items():
@@ -619,7 +627,8 @@ def main() -> None:
                     )
         print(
             f"\nAPI over {args.sessions} sessions, {args.subjects} subjects, 50 stations; "
-            f"uvicorn 1 process; counselor at the 支队 root; {os.cpu_count()} CPUs"
+            f"uvicorn {args.workers} process(es); counselor at the 支队 root; "
+            f"{os.cpu_count()} CPUs"
         )
         print(
             f"{'endpoint':20s} {'clients':>7s} {'n':>5s} {'err':>4s} {'p50 ms':>8s} "
@@ -645,6 +654,7 @@ def main() -> None:
                     "sessions": args.sessions,
                     "subjects": args.subjects,
                     "cpus": os.cpu_count(),
+                    "workers": args.workers,
                     "goal_p99_ms": GOAL_P99_MS,
                     "goal_met": met,
                     "results": [r.__dict__ for r in results],

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,16 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--host", help="listen address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default 8000)")
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help=(
+            "worker processes sharing the port (default 1); each has its own connections, "
+            "and /metrics counts the requests of the worker that answers it"
+        ),
+    )
     _store_flags(run)
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(handler=_run)
@@ -50,6 +62,17 @@ def register(subparsers: Any) -> None:
     create.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
     _store_flags(create)
     create.set_defaults(handler=_create_user)
+
+
+#: Environment variable that hands the store flags of ``api run --workers N`` to the workers.
+WORKER_ARGS_ENV = "SHUXIN_WORKER_API_RUN_ARGS"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -92,12 +115,78 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     settings = _settings(args, host=args.host, port=args.port)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="info", access_log=False
+    if args.workers == 1:
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level="info", access_log=False
+        )
+        GracefulServer(config).run()
+        return 0
+    return _run_workers(args, settings)
+
+
+def _run_workers(args: argparse.Namespace, settings: Any) -> int:
+    """``--workers N``: migrate once here, then N uvicorn worker processes (spawned; each
+    builds its app with :func:`worker_app` from the same flags) share one listening socket."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from shuxin.gateway.sql_store import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    open_store(settings.sql, settings.data_dir).close()  # migrations run once, not per worker
+    os.environ[WORKER_ARGS_ENV] = json.dumps(
+        {
+            "sql": args.sql,
+            "tsdb": args.tsdb,
+            "data": None if args.data is None else str(args.data),
+            "env_file": None if args.env_file is None else str(args.env_file),
+        }
     )
-    GracefulServer(config).run()
+    config = uvicorn.Config(
+        "shuxin.dashboard_api.commands:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,
+    )
+    Multiprocess(config, sockets=[_listening_socket(settings.host, settings.port)]).run()
     return 0
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The workers' shared TCP socket. Unlike ``uvicorn.Config.bind_socket`` it states the
+    protocol (``IPPROTO_TCP``): asyncio sets ``TCP_NODELAY`` on accepted connections only
+    when the socket says TCP, and without it every small response waits ~40 ms for the
+    client's delayed ACK (Nagle)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"shuxin api: cannot listen on {host}:{port}: {exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def worker_app() -> Any:
+    """The app of one ``api run --workers N`` worker process (a uvicorn factory): the
+    parent's store flags from :data:`WORKER_ARGS_ENV`; the rest of the settings from the
+    environment the worker inherited, as in the parent."""
+    from shuxin.dashboard_api.app import create_app
+
+    flags = json.loads(os.environ[WORKER_ARGS_ENV])
+    args = argparse.Namespace(
+        sql=flags["sql"],
+        tsdb=flags["tsdb"],
+        data=None if flags["data"] is None else Path(flags["data"]),
+        env_file=None if flags["env_file"] is None else Path(flags["env_file"]),
+    )
+    return create_app(_settings(args))
 
 
 def _create_user(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ once per person it returns, in the same request, before responding. The purpose 
 client states in the ``X-Shuxin-Purpose`` header (the web UI sends the view's purpose), else
 the role's default purpose. Routes read through short sessions of ``ApiServices.db`` and close
 them before auditing: on SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``), so
-a request-long transaction would block the audit write.
+a request-long transaction would block the audit write. The audit write returns once the
+record is committed; records of concurrent requests share one transaction
+(:class:`~shuxin.dashboard_api.audit_writer.AuditWriter`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from shuxin.dashboard_api.access import Permission, Principal
+from shuxin.dashboard_api.audit_writer import AuditWriter
 from shuxin.dashboard_api.auth import TokenService, unauthenticated
 from shuxin.dashboard_api.errors import forbidden
 from shuxin.dashboard_api.settings import ApiSettings
@@ -66,13 +69,18 @@ class ApiServices:
     db: sessionmaker[OrmSession] = field(init=False)
     #: Sessions for reads, on ``read_engine``.
     read_db: sessionmaker[OrmSession] = field(init=False)
+    #: Commits the audit records of concurrent requests together (``Audit`` writes here).
+    audit_writer: AuditWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.db = make_session_factory(self.sql.engine)
         self.read_db = make_session_factory(self.read_engine)
+        self.audit_writer = AuditWriter(self.sql)
 
     def close_read_engine(self) -> None:
-        """Dispose the read engine when it is a separate one (SQLite)."""
+        """Stop the audit writer (later records are written directly) and dispose the read
+        engine when it is a separate one (SQLite)."""
+        self.audit_writer.close()
         if self.read_engine is not self.sql.engine:
             self.read_engine.dispose()
 
@@ -137,8 +145,10 @@ class Audit:
         self.event(action, resource, subject_code)
 
     def event(self, action: str, resource: str, subject_code: str | None = None) -> None:
-        """Record an action (a read, an acknowledgement, an identity reveal, an export…)."""
-        self._services.sql.append_audit(
+        """Record an action (a read, an acknowledgement, an identity reveal, an export…);
+        return once the record is committed (it may share its transaction with the records of
+        concurrent requests: :mod:`shuxin.dashboard_api.audit_writer`)."""
+        self._services.audit_writer.append(
             actor=self.principal.actor,
             action=action,
             resource=resource,

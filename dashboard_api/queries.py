@@ -3,7 +3,8 @@
 Every function takes the request's ORM session and the caller's org-unit id (``under``) and
 applies the one scoping rule, ``in_subtree``, so nothing outside the caller's subtree is ever
 returned. List functions return ``(rows, count)`` where ``count`` is a ``COUNT(*)`` of the
-filtered query (never a count of loaded rows), and load related rows for a page in one
+filtered query (the session list skips it on a short last page, where ``offset`` plus the
+rows returned is the exact count), and load related rows for a page in one
 query per relation (no N+1). Sessions belong where their subject belongs (a session whose
 subject is still unknown belongs to its station's unit), exactly as ``SqlStore`` says.
 
@@ -13,13 +14,15 @@ the user admin's deactivation; everything else goes through ``SqlStore``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Float, Select, and_, case, func, or_, select
+from sqlalchemy import cast as cast_sql
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
@@ -64,6 +67,24 @@ class Page:
 
     limit: int = 50
     offset: int = 0
+
+
+def subtree_is_everything(db: OrmSession, under: int) -> bool:
+    """``under``'s subtree holds every org unit (it is the only root): every station, subject
+    and session is then in scope, and queries may drop the scope condition. One count over
+    the small org-unit table, in the caller's transaction."""
+    outside = (
+        select(func.count())
+        .select_from(OrgUnitRow)
+        .where(
+            ~OrgUnitRow.id.in_(
+                select(OrgUnitClosureRow.descendant_id).where(
+                    OrgUnitClosureRow.ancestor_id == under
+                )
+            )
+        )
+    )
+    return db.scalar(outside) == 0
 
 
 def _count(db: OrmSession, query: Select[*tuple[Any, ...]]) -> int:
@@ -317,13 +338,23 @@ def list_sessions(
         query = query.where(SessionRow.started_at >= filters.date_from)
     if filters.date_to is not None:
         query = query.where(SessionRow.started_at < filters.date_to)
-    scope = session_scope(under, by_station=filters.by_station)
-    total = _count(db, query.where(scope))
-    # The page: the same conditions, but the scope written as a CASE. SQLite answers the OR
-    # form from two indexes (fast to count) but then sorts by (start, id) slowly; the CASE
-    # form scans once, or uses the station/subject index when that filter is given. Narrow
-    # rows (ids) are sorted, then the page's full rows loaded.
-    page_query = query.where(scope if filters.by_station else _session_scope_case(under))
+    if subtree_is_everything(db, under):
+        # Every station and subject lies in the subtree, so every session is in scope: no
+        # scope condition, and the newest page is the first rows of ix_session_started_at_id.
+        count_query = page_query = query
+    else:
+        count_query = query.where(session_scope(under, by_station=filters.by_station))
+        # The page: the same conditions, but the scope written as a CASE. SQLite answers the
+        # OR form from two indexes (fast to count) but then cannot read the rows in the
+        # list's order; the CASE form walks ix_session_started_at_id newest first (or uses
+        # the station/subject index when that filter is given) and stops after the page.
+        page_query = query.where(
+            session_scope(under, by_station=True)
+            if filters.by_station
+            else _session_scope_case(under)
+        )
+    # Narrow rows (ids) in the list's order, then the page's full rows loaded. The order is
+    # the one ix_session_started_at_id is built in (r0003): NULLs last on every database.
     ids = list(
         db.scalars(
             page_query.with_only_columns(SessionRow.id)
@@ -332,10 +363,14 @@ def list_sessions(
             .offset(page.offset)
         )
     )
+    if len(ids) < page.limit and (ids or page.offset == 0):
+        total = page.offset + len(ids)  # the last page: the count is known without counting
+    else:
+        total = _count(db, count_query)
     loaded = {row.id: row for row in db.scalars(select(SessionRow).where(SessionRow.id.in_(ids)))}
     rows = [loaded[session_id] for session_id in ids]
     codes: dict[int, str] = {}
-    whole: dict[str, SessionSummaryRow] = {}
+    whole: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # (metrics, quality)
     ratings: dict[str, dict[str, int]] = {session_id: {} for session_id in ids}
     if ids:
         subject_ids = {row.subject_id for row in rows if row.subject_id is not None}
@@ -344,17 +379,23 @@ def list_sessions(
                 select(SubjectRow.id, SubjectRow.code).where(SubjectRow.id.in_(subject_ids))
             )
             codes = {int(subject_id): str(code) for subject_id, code in code_rows}
-        for summary in db.scalars(
-            select(SessionSummaryRow).where(
+        # Columns, not ORM rows: the list needs two of a summary's documents and three
+        # columns of a rating.
+        for session_id, metrics, quality in db.execute(
+            select(
+                SessionSummaryRow.session_id, SessionSummaryRow.metrics, SessionSummaryRow.quality
+            ).where(
                 SessionSummaryRow.session_id.in_(ids),
                 SessionSummaryRow.phase_index == WHOLE_SESSION,
             )
         ):
-            whole[summary.session_id] = summary
-        for rating in db.scalars(
-            select(RatingRow).where(RatingRow.session_id.in_(ids), RatingRow.scale == RATING_SCALE)
+            whole[session_id] = (metrics, quality)
+        for session_id, when, value in db.execute(
+            select(RatingRow.session_id, RatingRow.when, RatingRow.value).where(
+                RatingRow.session_id.in_(ids), RatingRow.scale == RATING_SCALE
+            )
         ):
-            ratings[rating.session_id][rating.when.value] = rating.value
+            ratings[session_id][when.value] = value
     items = []
     for row in rows:
         found = whole.get(row.id)
@@ -362,8 +403,8 @@ def list_sessions(
             SessionListItem(
                 row,
                 codes.get(row.subject_id) if row.subject_id is not None else None,
-                dict(found.metrics) if found else None,
-                dict(found.quality) if found else None,
+                dict(found[0]) if found else None,
+                dict(found[1]) if found else None,
                 ratings[row.id],
             )
         )
@@ -472,10 +513,37 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+#: The summary values a trend point reads: (column, key) per value.
+_TREND_FIELDS: Final = (
+    ("metrics", "ln_rmssd"),
+    ("metrics", "mean_hr_bpm"),
+    ("metrics", "scl_mean_us"),
+    ("metrics", "coherence_ratio"),
+    ("quality", "artifact_pct"),
+)
+
+
+def _json_number(db: OrmSession, column: str, key: str) -> ColumnElement[float | None]:
+    """One top-level value of a summary's JSON column when it is a JSON number, else NULL
+    (what :func:`_number` keeps: no booleans, no strings; the store refuses NaN and ±inf).
+    Read in SQL, so only the number crosses to Python, not the whole document."""
+    document = getattr(SessionSummaryRow, column)
+    if db.get_bind().dialect.name == "sqlite":
+        path = "$." + json.dumps(key)
+        is_number: ColumnElement[bool] = func.json_type(document, path).in_(("integer", "real"))
+        value: ColumnElement[Any] = func.json_extract(document, path)
+    else:
+        is_number = func.jsonb_typeof(document[key]) == "number"
+        value = document[key].as_float()
+    return case((is_number, cast_sql(value, Float)), else_=None)
+
+
 def trend_points(db: OrmSession, subject_id: int, *, limit: int = 500) -> list[TrendPoint]:
     """The subject's sessions (oldest first, the newest ``limit``) as trend points: the first
     baseline/rest phase gives the resting values, the first training phase (else the whole
-    session) gives coherence. Three queries whatever the number of sessions."""
+    session) gives coherence. Two queries whatever the number of sessions; the summaries'
+    numbers are read out of their JSON in SQL, only where used (loading and decoding whole
+    summaries of hundreds of sessions was most of a session detail's time)."""
     sessions = list(
         db.execute(
             select(SessionRow.id, SessionRow.started_at)
@@ -487,18 +555,43 @@ def trend_points(db: OrmSession, subject_id: int, *, limit: int = 500) -> list[T
     sessions.reverse()
     ids = [session_id for session_id, _ in sessions]
     kinds: dict[str, dict[int, str | None]] = {session_id: {} for session_id in ids}
-    summaries: dict[str, dict[int, SessionSummaryRow]] = {session_id: {} for session_id in ids}
+    #: session -> phase index -> (ln_rmssd, mean_hr_bpm, scl_mean_us, coherence, artefact %)
+    summaries: dict[str, dict[int, tuple[float | None, ...]]] = {
+        session_id: {} for session_id in ids
+    }
     if ids:
-        for session_id, index, kind in db.execute(
+        # Each summary with its phase's kind; the JSON is read only where it is used (CASE
+        # evaluates lazily): the resting values in resting phases, coherence in training
+        # phases and the whole session.
+        in_resting = SessionPhaseRow.kind.in_(RESTING_KINDS)
+        scored = or_(
+            SessionPhaseRow.kind == "training", SessionSummaryRow.phase_index == WHOLE_SESSION
+        )
+        values = [
+            case(
+                (scored if key == "coherence_ratio" else in_resting, _json_number(db, column, key))
+            )
+            for column, key in _TREND_FIELDS
+        ]
+        for session_id, index, kind, *fields in db.execute(
             select(
-                SessionPhaseRow.session_id, SessionPhaseRow.phase_index, SessionPhaseRow.kind
-            ).where(SessionPhaseRow.session_id.in_(ids))
+                SessionSummaryRow.session_id,
+                SessionSummaryRow.phase_index,
+                SessionPhaseRow.kind,
+                *values,
+            )
+            .outerjoin(
+                SessionPhaseRow,
+                and_(
+                    SessionPhaseRow.session_id == SessionSummaryRow.session_id,
+                    SessionPhaseRow.phase_index == SessionSummaryRow.phase_index,
+                ),
+            )
+            .where(SessionSummaryRow.session_id.in_(ids))
         ):
-            kinds[session_id][index] = kind
-        for summary in db.scalars(
-            select(SessionSummaryRow).where(SessionSummaryRow.session_id.in_(ids))
-        ):
-            summaries[summary.session_id][summary.phase_index] = summary
+            summaries[session_id][index] = tuple(fields)
+            if index != WHOLE_SESSION:
+                kinds[session_id][index] = kind
     points = []
     for session_id, started_at in sessions:
         assert started_at is not None
@@ -521,16 +614,16 @@ def trend_points(db: OrmSession, subject_id: int, *, limit: int = 500) -> list[T
             None,
         )
         source = training or by_index.get(WHOLE_SESSION)
-        ln = _number(resting.metrics.get("ln_rmssd")) if resting else None
-        artefacts = _number(resting.quality.get("artifact_pct")) if resting else None
+        ln = _number(resting[0]) if resting else None
+        artefacts = _number(resting[4]) if resting else None
         points.append(
             TrendPoint(
                 session_id=session_id,
                 started_at=started_at,
                 resting_lnrmssd=ln,
-                resting_hr_bpm=_number(resting.metrics.get("mean_hr_bpm")) if resting else None,
-                scl_us=_number(resting.metrics.get("scl_mean_us")) if resting else None,
-                coherence=_number(source.metrics.get("coherence_ratio")) if source else None,
+                resting_hr_bpm=_number(resting[1]) if resting else None,
+                scl_us=_number(resting[2]) if resting else None,
+                coherence=_number(source[3]) if source else None,
                 quality_passed=(
                     ln is not None
                     and artefacts is not None

@@ -357,6 +357,18 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+# The session list's newest-first order, ``started_at DESC NULLS LAST, id`` (migration r0003):
+# one index per dialect, in the order that database reads it in. SQLite sorts NULL lowest, so
+# DESC already puts NULLs last (and SQLite's CREATE INDEX refuses NULLS LAST); PostgreSQL sorts
+# NULL highest, so its index states NULLS LAST.
+Index("ix_session_started_at_id", SessionRow.started_at.desc(), SessionRow.id).ddl_if(
+    dialect="sqlite"
+)
+Index("ix_session_started_at_id", SessionRow.started_at.desc().nulls_last(), SessionRow.id).ddl_if(
+    dialect="postgresql"
+)
+
+
 class SessionPhaseRow(Base):
     """A phase: the plan from the start message, the actual times from phase events."""
 

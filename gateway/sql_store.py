@@ -1877,6 +1877,13 @@ class SqlStore:
             )
             return _audit(row)
 
+    def append_audits(self, records: Sequence[Mapping[str, Any]]) -> list[AuditEntry]:
+        """Append several audit records in one transaction (all or none): one lock and one
+        commit for the records of concurrent requests. Each mapping holds
+        :meth:`append_audit`'s keyword arguments."""
+        with self._tx("append audit") as db:
+            return [_audit(self._append_audit(db, **record)) for record in records]
+
     def audit_entries(
         self, *, subject_code: str | None = None, actor: str | None = None, limit: int = 100
     ) -> list[AuditEntry]:

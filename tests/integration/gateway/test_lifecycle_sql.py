@@ -19,7 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shuxin.gateway.identity_crypto import IdentityCipher
-from shuxin.gateway.sql_engine import current_revision, downgrade, make_engine, upgrade
+from shuxin.gateway.sql_engine import (
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    upgrade,
+)
 from shuxin.gateway.sql_errors import SqlDataError
 from shuxin.gateway.sql_store import AUDIT_FLOOR_DAYS, Actor, SqlLifecycle, SqlStore
 from shuxin.gateway.store_sqlite import SqliteStore
@@ -86,9 +92,9 @@ def test_r0002_downgrades_to_strictly_append_only_and_back(empty_db_url: str) ->
     engine = make_engine(empty_db_url)
     try:
         upgrade(engine)
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == head_revision()
         store = SqlStore(engine)
-        downgrade(engine, "0001")
+        downgrade(engine, "0001")  # through every later revision's downgrade
         old = _entry(store, 400, "old.entry")
         with pytest.raises(DBAPIError, match="append-only"):
             _delete(store, f"id = {old}")
