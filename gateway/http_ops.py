@@ -13,8 +13,9 @@ network only — it has no authentication. Port 0 in the settings disables it.
 
 Metric names (``shuxin_gateway_…``; counters end in ``_total``): ``ingest_received``,
 ``ingest_valid``, ``ingest_duplicates``, ``ingest_written``, ``ingest_failed``,
-``ingest_quarantined{code}``, ``ingest_ledger_errors``; ``mqtt_connects``, ``mqtt_disconnects``,
-``mqtt_received``, ``mqtt_acknowledged``, ``mqtt_not_acknowledged``, ``mqtt_batches``,
+``ingest_quarantined{code}``, ``ingest_discarded{reason}``, ``ingest_ledger_errors``;
+``mqtt_connects``, ``mqtt_disconnects``, ``mqtt_received``, ``mqtt_acknowledged``,
+``mqtt_not_acknowledged``, ``mqtt_batches``,
 ``mqtt_errors{kind}``, gauge ``mqtt_connected``; ``tsdb_points_stored``, ``spool_points_spooled``,
 ``spool_points_drained``, ``spool_points_parked``, ``tsdb_store_failures``, gauges
 ``tsdb_store_down``, ``spool_backlog_batches``, ``spool_backlog_points``,
@@ -82,6 +83,13 @@ def gateway_samples(service: GatewayService) -> Iterator[MetricSample]:
         yield counter(
             "ingest_quarantined", "Messages quarantined, by reason code.", count, {"code": code}
         )
+    for reason, count in sorted(ingest.discarded.items()):
+        yield counter(
+            "ingest_discarded",
+            "Messages discarded unstored (consent withdrawn), by reason.",
+            count,
+            {"reason": reason},
+        )
 
     mqtt = service.mqtt.counters
     yield counter("mqtt_connects", "Broker connections made.", mqtt.connects)
@@ -91,7 +99,12 @@ def gateway_samples(service: GatewayService) -> Iterator[MetricSample]:
     yield counter("mqtt_not_acknowledged", "Messages left for redelivery.", mqtt.not_acknowledged)
     yield counter("mqtt_batches", "Batches handed to the pipeline.", mqtt.batches)
     for kind, count in sorted(mqtt.errors.items()):
-        yield counter("mqtt_errors", "Connection errors by exception type.", count, {"kind": kind})
+        yield counter(
+            "mqtt_errors",
+            "Connection errors by kind (TlsVerifyError, TlsError or the exception type).",
+            count,
+            {"kind": kind},
+        )
     yield gauge(
         "mqtt_connected",
         "1 while connected and subscribed to the broker.",

@@ -6,12 +6,16 @@ For each received message, in batches:
    quarantine row (topic, code, reason, structured errors, bounded payload copy, receive time);
 2. **dedupe** session messages by ``(topic, seq)`` against the :class:`SeqLedger` (and within
    the batch); a duplicate is counted and touches no store;
-3. **route** the rest to every :class:`MessageSink` in one call per batch (the time-series sink
+3. **gate**: the :class:`ConsentGate` (when given) names the messages whose subject withdrew
+   consent; they are **discarded** — acknowledged, counted by reason, stored nowhere, no copy
+   kept (not even in quarantine);
+4. **route** the rest to every :class:`MessageSink` in one call per batch (the time-series sink
    first; the SQL sink for sessions, lifecycle and events plugs in the same way);
-4. **mark** the written ones in the ledger.
+5. **mark** the written and discarded ones in the ledger.
 
-Each message ends with an :class:`Outcome`. ``WRITTEN``, ``DUPLICATE`` and ``QUARANTINED`` mean
-the message is durable (or deliberately kept aside) and may be acknowledged to the broker;
+Each message ends with an :class:`Outcome`. ``WRITTEN``, ``DUPLICATE``, ``DISCARDED`` and
+``QUARANTINED`` mean the message is durable (or deliberately kept aside or dropped) and may be
+acknowledged to the broker;
 ``FAILED`` means it is not safe yet (the store *and* the spool, or the quarantine, could not
 take it) and must not be acknowledged, so the broker delivers it again.
 
@@ -53,6 +57,8 @@ log = logging.getLogger(__name__)
 STORE_REJECTED: Final = "store_rejected"
 #: Quarantine code of a valid message that made gateway code raise unexpectedly.
 INTERNAL_ERROR: Final = "internal_error"
+#: Discard reason of a message whose subject withdrew consent.
+CONSENT_WITHDRAWN: Final = "consent_withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ class Outcome(StrEnum):
 
     WRITTEN = "written"
     DUPLICATE = "duplicate"
+    DISCARDED = "discarded"
     QUARANTINED = "quarantined"
     FAILED = "failed"
 
@@ -106,6 +113,18 @@ class MessageSink(Protocol):
         ...
 
 
+class ConsentGate(Protocol):
+    """Decides which valid messages must not be stored because consent was withdrawn.
+
+    Raise :class:`~shuxin.gateway.errors.GatewayError` when it cannot decide now (the batch is
+    then not acknowledged and comes again): a message is never stored on a guess.
+    """
+
+    def refused(self, messages: Sequence[Accepted]) -> Mapping[int, str]:
+        """Positions in ``messages`` to discard, each with its reason code."""
+        ...
+
+
 @dataclass(slots=True)
 class IngestCounters:
     """Lifetime counters of one :class:`Ingest` (exported to /metrics and station health)."""
@@ -116,6 +135,7 @@ class IngestCounters:
     written: int = 0
     failed: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    discarded: dict[str, int] = field(default_factory=dict)
     ledger_errors: int = 0
 
     def as_dict(self) -> dict[str, object]:
@@ -127,6 +147,7 @@ class IngestCounters:
             "written": self.written,
             "failed": self.failed,
             "quarantined": dict(self.quarantined),
+            "discarded": dict(self.discarded),
             "ledger_errors": self.ledger_errors,
         }
 
@@ -140,9 +161,11 @@ class Ingest:
         sinks: Sequence[MessageSink],
         ledger: SeqLedger,
         quarantine: QuarantineStore,
+        gate: ConsentGate | None = None,
         payload_copy_bytes: int = DEFAULT_PAYLOAD_COPY_BYTES,
     ) -> None:
         self._sinks = tuple(sinks)
+        self._gate = gate
         self._ledger = ledger
         self._quarantine = quarantine
         self._payload_copy_bytes = payload_copy_bytes
@@ -174,10 +197,15 @@ class Ingest:
             if key is not None:
                 batch_keys.add(key)
             fresh[index] = accepted
+        accepted_all = dict(fresh)
 
+        for index, outcome in self._screen(fresh).items():
+            outcomes[index] = outcome
+            del fresh[index]
         for index, outcome in self._deliver(fresh, rejected).items():
             outcomes[index] = outcome
-        self._mark([fresh[i] for i, o in enumerate(outcomes) if o is Outcome.WRITTEN])
+        done = (Outcome.WRITTEN, Outcome.DISCARDED)
+        self._mark([accepted_all[i] for i, o in enumerate(outcomes) if o in done])
         for index, outcome in self._quarantine_all(rejected).items():
             outcomes[index] = outcome
 
@@ -218,6 +246,29 @@ class Ingest:
             self.counters.ledger_errors += 1
             log.exception("dedupe ledger unreadable; writing without dedupe")
             return False
+
+    def _screen(self, fresh: Mapping[int, Accepted]) -> dict[int, Outcome]:
+        """Discard what the consent gate refuses; FAILED for all when it cannot decide."""
+        if self._gate is None or not fresh:
+            return {}
+        positions = list(fresh)
+        try:
+            refused = self._gate.refused([fresh[i] for i in positions])
+        except Exception as exc:
+            if not isinstance(exc, GatewayError):
+                log.exception("the consent gate raised on a batch of %d", len(fresh))
+            else:
+                log.warning("consent gate unavailable (%s): %d message(s) not acknowledged",
+                            exc, len(fresh))  # fmt: skip
+            return dict.fromkeys(fresh, Outcome.FAILED)
+        outcomes: dict[int, Outcome] = {}
+        for position, reason in refused.items():
+            outcomes[positions[position]] = Outcome.DISCARDED
+            if not self.counters.discarded.get(reason):
+                # The reason only: no topic, no session, no subject.
+                log.warning("discarding messages (%s); later ones are counted", reason)
+            self.counters.discarded[reason] = self.counters.discarded.get(reason, 0) + 1
+        return outcomes
 
     def _deliver(
         self, fresh: Mapping[int, Accepted], rejected: dict[int, QuarantineRecord]

@@ -25,7 +25,7 @@ from shuxin.gateway.ops_alerts import OpsAlertChecker, OpsThresholds
 from shuxin.gateway.quarantine import SqliteQuarantine
 from shuxin.gateway.settings import GatewaySettings, SqliteTsdb, broker_endpoint, parse_tsdb_url
 from shuxin.gateway.spool import Spool, SpoolingWriter
-from shuxin.gateway.sql_sink import SqlSink
+from shuxin.gateway.sql_sink import SqlConsentGate, SqlSink
 from shuxin.gateway.sql_store import SqlStore
 from shuxin.gateway.sql_store import open_store as open_sql_store
 from shuxin.gateway.store_influx import InfluxStore
@@ -121,6 +121,7 @@ def build_gateway(
         sinks=[TimeSeriesSink(writer), SqlSink(sql), SummarySink(sql, store), *extra_sinks],
         ledger=ledger,
         quarantine=quarantine,
+        gate=SqlConsentGate(sql),
     )
     mqtt = MqttIngest(
         MqttIngestSettings(

@@ -522,6 +522,22 @@ class QuarantineRow(Base):
     payload_truncated: Mapped[bool] = mapped_column(Boolean)
 
 
+class WithdrawnSessionRow(Base):
+    """A session id whose data must never be stored again: it belonged to a subject who
+    withdrew consent (erased or anonymised), or it arrived after the withdrawal.
+
+    Deliberately no subject, station or time: a random session id alone links to nobody once
+    the session's rows are gone. Ingest discards every later message of these sessions
+    (:class:`shuxin.gateway.sql_sink.SqlConsentGate`), so an outbox that was offline during
+    the withdrawal cannot bring the data back.
+    """
+
+    __tablename__ = "withdrawn_session"
+
+    id: Mapped[str] = mapped_column(String(SESSION_ID_LEN), primary_key=True)
+    withdrawn_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class AuditLogRow(Base):
     """Who did what to whose data, when, and why. Append-only: the migration installs
     triggers that refuse UPDATE and DELETE.

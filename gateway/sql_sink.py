@@ -7,17 +7,22 @@ idempotent, so a redelivered batch changes nothing. A message the store can neve
 (:class:`~shuxin.gateway.sql_errors.SqlDataError`, e.g. an unregistered station) becomes a
 :class:`~shuxin.gateway.errors.StoreRejectedError`, which ingest quarantines with the reason;
 an unreachable database passes through so the batch is retried. Time series are not its job.
+
+:class:`SqlConsentGate` is ingest's consent gate over the same store: messages of a withdrawn
+session, and lifecycle messages naming a subject whose consent is withdrawn, are discarded
+before any sink sees them (docs/data-lifecycle.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shuxin.contract.messages import DeviceStatus, EventsMessage, LifecycleMessage, StationStatus
+from shuxin.contract.topics import SessionTopic
 from shuxin.gateway.errors import StoreRejectedError
-from shuxin.gateway.ingest import Accepted
+from shuxin.gateway.ingest import CONSENT_WITHDRAWN, Accepted
 from shuxin.gateway.sql_errors import SqlDataError
 from shuxin.gateway.sql_store import SqlStore
 
@@ -79,3 +84,39 @@ class SqlSink:
             if last is None or (at - last).total_seconds() >= self._touch_every_s:
                 self._store.touch_station(station, at)
                 self._touched[station] = at
+
+
+class SqlConsentGate:
+    """Refuses what must not be stored after a consent withdrawal (see ``ConsentGate``).
+
+    A message is refused when its session id is a withdrawn session (the subject's data was
+    erased or anonymised), or when it is a lifecycle message for a subject whose consent is
+    withdrawn; such a session is then recorded as withdrawn, so the rest of its messages
+    follow, and a placeholder an earlier events message created is deleted. Subjects first
+    seen in a session (consent not yet recorded) are accepted: stations enrol offline.
+    One indexed lookup per batch; a second transaction only when a new session is refused.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def refused(self, messages: Sequence[Accepted]) -> Mapping[int, str]:
+        """Positions of the messages to discard (reason ``consent_withdrawn``)."""
+        sessions = {m.topic.session for m in messages if isinstance(m.topic, SessionTopic)}
+        subjects = {m.message.subject for m in messages if isinstance(m.message, LifecycleMessage)}
+        withdrawn, withdrawn_subjects = self._store.withdrawn_among(sessions, subjects)
+        newly = {
+            m.message.session
+            for m in messages
+            if isinstance(m.message, LifecycleMessage)
+            and m.message.subject in withdrawn_subjects
+            and m.message.session not in withdrawn
+        }
+        if newly:
+            self._store.withdraw_sessions(newly)
+            withdrawn |= newly
+        return {
+            i: CONSENT_WITHDRAWN
+            for i, m in enumerate(messages)
+            if isinstance(m.topic, SessionTopic) and m.topic.session in withdrawn
+        }

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -122,6 +122,7 @@ from shuxin.gateway.sql_models import (
     SessionSummaryRow,
     SubjectRow,
     UserRow,
+    WithdrawnSessionRow,
 )
 from shuxin.gateway.sql_settings import SqlSettings
 
@@ -183,6 +184,14 @@ _SUBJECT_ALERTS: Final = frozenset({AlertKind.WATCH, AlertKind.CHECK_IN})
 _STATION_ALERTS: Final = frozenset({AlertKind.STATION_OFFLINE, AlertKind.OUTBOX_BACKLOG})
 #: What an advisory alert must explain (issue 5: inputs, baseline, thresholds, quality).
 _ADVISORY_EXPLANATION_KEYS: Final = frozenset({"inputs", "baseline", "thresholds", "quality"})
+#: Tables keyed by session id whose rows go with their session.
+_SESSION_CHILDREN: Final[Mapping[str, Any]] = {
+    "phases": SessionPhaseRow,
+    "events": SessionEventRow,
+    "ratings": RatingRow,
+    "summaries": SessionSummaryRow,
+    "curves": DisplayCurveRow,
+}
 
 # --------------------------------------------------------------------------- records
 
@@ -697,10 +706,29 @@ class SqlStore:
         self._cipher = cipher
         self._clock = clock
         self._sessions = make_session_factory(engine)
+        self._read_engine: Engine | None = None
 
     def close(self) -> None:
         """Close the engine's pooled connections."""
+        if self._read_engine is not None and self._read_engine is not self.engine:
+            self._read_engine.dispose()
         self.engine.dispose()
+
+    @property
+    def _reader(self) -> Engine:
+        """An engine for hot-path lookups that write nothing (ingest's consent gate, once per
+        batch). On a SQLite file: read-only with a deferred ``BEGIN``, so the lookup neither
+        takes nor waits for the write lock; elsewhere (PostgreSQL, in-memory SQLite) the
+        store's own engine."""
+        if self._read_engine is None:
+            url = self.engine.url
+            on_file = url.get_backend_name() == "sqlite" and url.database not in (
+                None,
+                "",
+                ":memory:",
+            )
+            self._read_engine = make_engine(url, read_only=True) if on_file else self.engine
+        return self._read_engine
 
     @contextmanager
     def _tx(self, what: str) -> Iterator[OrmSession]:
@@ -1324,6 +1352,75 @@ class SqlStore:
             row = SessionPhaseRow(session_id=session_id, phase_index=index, name=name)
             db.add(row)
         return row
+
+    # ----------------------------------------------------------------------- consent gate
+
+    def withdrawn_among(
+        self, session_ids: Collection[str], subject_codes: Collection[str] = ()
+    ) -> tuple[set[str], set[str]]:
+        """Which of ``session_ids`` are withdrawn sessions, and which of ``subject_codes``
+        name a subject whose consent is withdrawn (every purpose closed)."""
+        if not session_ids and not subject_codes:
+            return set(), set()
+        with _translate("check withdrawn sessions"), self._reader.connect() as db:
+            sessions = set(
+                db.scalars(
+                    select(WithdrawnSessionRow.id).where(
+                        WithdrawnSessionRow.id.in_(sorted(session_ids))
+                    )
+                )
+                if session_ids
+                else ()
+            )
+            subjects = set(
+                db.scalars(
+                    select(SubjectRow.code).where(
+                        SubjectRow.code.in_(sorted(subject_codes)),
+                        SubjectRow.consent_status == ConsentStatus.WITHDRAWN,
+                    )
+                )
+                if subject_codes
+                else ()
+            )
+            return sessions, subjects
+
+    def withdraw_sessions(self, session_ids: Collection[str]) -> int:
+        """Record ``session_ids`` as withdrawn; return how many were new.
+
+        Whatever ingest already stored under such an id without a subject (a placeholder
+        created by an events message that beat its lifecycle) is deleted with it. A session
+        already linked to a subject is left to the withdrawal that erases or anonymises it.
+        """
+        for session_id in session_ids:
+            _check(_SESSION_RE, session_id, "session id")
+        if not session_ids:
+            return 0
+        with self._tx("withdraw sessions") as db:
+            return self._withdraw_sessions(db, session_ids, placeholders=True)
+
+    def _withdraw_sessions(
+        self, db: OrmSession, session_ids: Collection[str], *, placeholders: bool
+    ) -> int:
+        if placeholders:
+            orphans = select(SessionRow.id).where(
+                SessionRow.id.in_(sorted(session_ids)), SessionRow.subject_id.is_(None)
+            )
+            orphan_ids = list(db.scalars(orphans))
+            if orphan_ids:
+                for model in _SESSION_CHILDREN.values():
+                    db.execute(delete(model).where(model.session_id.in_(orphan_ids)))
+                db.execute(delete(SessionRow).where(SessionRow.id.in_(orphan_ids)))
+        now = self._clock()
+        ids = sorted(session_ids)
+        return sum(  # in chunks: a long history would exceed SQLite's bound-parameter limit
+            _insert_ignore(
+                db,
+                WithdrawnSessionRow,
+                [{"id": session_id, "withdrawn_at": now} for session_id in ids[i : i + 500]],
+                ["id"],
+            )
+            for i in range(0, len(ids), 500)
+        )
 
     def apply_events(self, message: EventsMessage) -> int:
         """Store an events message's events; return how many were new.
@@ -2105,22 +2202,10 @@ class SqlLifecycle:
         with self._store._tx("erase subject") as db:
             subject = self._store._subject_row(db, code, lock=True)
             session_ids = select(SessionRow.id).where(SessionRow.subject_id == subject.id)
-            counts = {
-                "sessions": 0,
-                "phases": 0,
-                "events": 0,
-                "ratings": 0,
-                "summaries": 0,
-                "curves": 0,
-            }
-            children: dict[str, Any] = {
-                "phases": SessionPhaseRow,
-                "events": SessionEventRow,
-                "ratings": RatingRow,
-                "summaries": SessionSummaryRow,
-                "curves": DisplayCurveRow,
-            }
-            for name, model in children.items():
+            # Later messages of these sessions (an outbox that was offline) are discarded.
+            self._store._withdraw_sessions(db, list(db.scalars(session_ids)), placeholders=False)
+            counts = {"sessions": 0}
+            for name, model in _SESSION_CHILDREN.items():
                 counts[name] = self._count_or_delete(
                     db, model, model.session_id.in_(session_ids), dry_run=False
                 )
@@ -2170,6 +2255,8 @@ class SqlLifecycle:
         with self._store._tx("anonymise subject") as db:
             subject = self._store._subject_row(db, code, lock=True)
             rows = db.scalars(select(SessionRow).where(SessionRow.subject_id == subject.id)).all()
+            # The original ids: later messages of these sessions are discarded.
+            self._store._withdraw_sessions(db, [row.id for row in rows], placeholders=False)
             for row in rows:
                 new_id = ANONYMOUS_SESSION_PREFIX + secrets.token_hex(12)
                 started = day_of(row.started_at)

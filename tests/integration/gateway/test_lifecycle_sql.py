@@ -129,3 +129,9 @@ def test_withdraw_delete_scans_clean_on_both_databases(store: SqlStore, tsdb: Sq
 
 def test_withdraw_anonymise_on_both_databases(store: SqlStore, tsdb: SqliteStore) -> None:
     cases.check_anonymise_keeps_aggregates_without_the_link(store, tsdb)
+
+
+def test_late_messages_of_a_withdrawn_subject_are_discarded_on_both_databases(
+    store: SqlStore, tsdb: SqliteStore, tmp_path: Path
+) -> None:
+    cases.check_late_messages_are_discarded(store, tsdb, tmp_path)

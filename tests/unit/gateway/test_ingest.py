@@ -280,6 +280,68 @@ def test_a_broken_ledger_does_not_stop_writes(tmp_path: Path) -> None:
     assert ports.store.count("rr") == 2
 
 
+class RefusingGate:
+    """A consent gate that refuses the messages of the sessions it is given (pure logic)."""
+
+    def __init__(self, sessions: set[str], *, broken: Exception | None = None) -> None:
+        self.sessions = sessions
+        self.broken = broken
+        self.seen: list[int] = []
+
+    def refused(self, messages: Sequence[Accepted]) -> dict[int, str]:
+        self.seen.append(len(messages))
+        if self.broken is not None:
+            raise self.broken
+        return {
+            i: "consent_withdrawn"
+            for i, m in enumerate(messages)
+            if getattr(m.topic, "session", None) in self.sessions
+        }
+
+
+def test_the_consent_gate_discards_without_a_trace_and_the_rest_is_written(
+    tmp_path: Path,
+) -> None:
+    ports = Ports(tmp_path)
+    other = "st-a-20261123-0002"
+    other_topic = session_topic(STATION, other, "rr")
+    other_payload = rr_payload(0).replace(SESSION.encode(), other.encode())
+    gate = RefusingGate({SESSION})
+    ingest = Ingest(sinks=[ports.sink], ledger=ports.ledger, quarantine=ports.quarantine, gate=gate)
+    batch = [rx(RR_TOPIC, rr_payload(0)), rx(other_topic, other_payload), rx(RR_TOPIC, b"junk")]
+    outcomes = ingest.handle_batch(batch)
+    assert outcomes == [Outcome.DISCARDED, Outcome.WRITTEN, Outcome.QUARANTINED]
+    assert all(o.acknowledge for o in outcomes)
+    assert gate.seen == [2]  # only valid, fresh messages reach the gate
+    assert ports.store.count("rr") == 2  # the other session's two beats only
+    assert ingest.counters.discarded == {"consent_withdrawn": 1}
+    assert ingest.counters.written == 1
+    # Nothing of the discarded message is kept: the quarantine holds only the junk.
+    assert [r.code for r in ports.quarantine.recent(10)] == ["malformed_json"]
+    # Marked in the ledger: a redelivery is a duplicate and never asks the gate again.
+    assert ingest.handle(rx(RR_TOPIC, rr_payload(0))) is Outcome.DUPLICATE
+    assert gate.seen == [2]
+
+
+@pytest.mark.parametrize(
+    "failure", [SpoolError("database is locked"), RuntimeError("bug")], ids=["unavailable", "bug"]
+)
+def test_a_gate_that_cannot_decide_stores_nothing_and_acknowledges_nothing(
+    tmp_path: Path, failure: Exception
+) -> None:
+    ports = Ports(tmp_path)
+    gate = RefusingGate(set(), broken=failure)
+    ingest = Ingest(sinks=[ports.sink], ledger=ports.ledger, quarantine=ports.quarantine, gate=gate)
+    outcomes = ingest.handle_batch([rx(RR_TOPIC, rr_payload(s)) for s in range(3)])
+    assert outcomes == [Outcome.FAILED] * 3
+    assert ports.store.count("rr") == 0
+    gate.broken = None  # the redelivery, once the gate can decide, is written
+    assert (
+        ingest.handle_batch([rx(RR_TOPIC, rr_payload(s)) for s in range(3)])
+        == [Outcome.WRITTEN] * 3
+    )
+
+
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -28,8 +28,12 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from shuxin.cli.main import main as cli_main
-from shuxin.contract.messages import EventsMessage, LifecycleMessage
+from shuxin.contract.codec import encode
+from shuxin.contract.messages import EventsMessage, LifecycleMessage, RrMessage
+from shuxin.contract.topics import session_topic
+from shuxin.gateway.dedupe import SqliteSeqLedger
 from shuxin.gateway.identity_crypto import IdentityCipher, PersonIdentity
+from shuxin.gateway.ingest import Ingest, Outcome, Received
 from shuxin.gateway.lifecycle import (
     DataKind,
     LifecycleError,
@@ -39,9 +43,11 @@ from shuxin.gateway.lifecycle import (
     purge,
     withdraw_subject,
 )
-from shuxin.gateway.quarantine import make_record
+from shuxin.gateway.quarantine import SqliteQuarantine, make_record
 from shuxin.gateway.sql_engine import make_engine, upgrade
+from shuxin.gateway.sql_errors import SqlDataError
 from shuxin.gateway.sql_models import AlertKind, Base, ConsentStatus, OrgUnitKind, Role
+from shuxin.gateway.sql_sink import SqlConsentGate, SqlSink
 from shuxin.gateway.sql_store import (
     WHOLE_SESSION,
     Actor,
@@ -50,7 +56,7 @@ from shuxin.gateway.sql_store import (
     Summary,
 )
 from shuxin.gateway.store_sqlite import SqliteStore
-from shuxin.gateway.timeseries import Point, TimeSeriesStore, epoch_us
+from shuxin.gateway.timeseries import Point, TimeSeriesSink, TimeSeriesStore, epoch_us
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -62,6 +68,9 @@ STARTS = {GONE: T0, STAYS: T0 + timedelta(minutes=22)}
 DURATION = timedelta(minutes=20)
 IDENTITY = PersonIdentity(name="测试人员甲", employee_no="TEST-EMP-A")
 ADMIN = Actor("admin-1", user_id=None)
+#: What stays after a withdrawal, per table: the subject row, its consent record, the audit
+#: trail (identity.write, session.read, subject.withdraw) and the bare withdrawn session id.
+PROOF = {"subject": 1, "consent": 1, "audit_log": 3, "withdrawn_session": 1}
 
 
 # --------------------------------------------------------------------------- scenario
@@ -257,9 +266,10 @@ def check_delete_leaves_only_the_proof(store: SqlStore, tsdb: TimeSeriesStore) -
     assert report.points == 2420
     # Nothing names the subject or their session any more, except what proves the withdrawal:
     # the subject row (code, status), its consent record, and the audit trail (identity.write,
-    # session.read, subject.withdraw).
+    # session.read, subject.withdraw); and the bare session id, so ingest discards its
+    # late messages.
     remaining = rows_mentioning(store, [GONE, SESSIONS[GONE]], scenario.subject_ids[GONE])
-    assert remaining == {"subject": 1, "consent": 1, "audit_log": 3}
+    assert remaining == PROOF
     assert points_of(tsdb, GONE) == []
     # The other subject, back to back on the same devices, lost nothing.
     assert points_of(tsdb, STAYS) == stays_before
@@ -284,7 +294,7 @@ def check_delete_leaves_only_the_proof(store: SqlStore, tsdb: TimeSeriesStore) -
     assert again.points == 0
     assert set(again.sql.values()) == {0}
     remaining = rows_mentioning(store, [GONE, SESSIONS[GONE]], scenario.subject_ids[GONE])
-    assert remaining == {"subject": 1, "consent": 1, "audit_log": 4}  # one more withdrawal entry
+    assert remaining == {**PROOF, "audit_log": 4}  # one more withdrawal entry
 
 
 def check_anonymise_keeps_aggregates_without_the_link(
@@ -299,7 +309,7 @@ def check_anonymise_keeps_aggregates_without_the_link(
     assert report.points == 2420
     assert points_of(tsdb, GONE) == []
     remaining = rows_mentioning(store, [GONE, SESSIONS[GONE]], scenario.subject_ids[GONE])
-    assert remaining == {"subject": 1, "consent": 1, "audit_log": 3}
+    assert remaining == PROOF  # the anonymous copy carries a new id
     station_unit = store.get_station("st-1").org_unit_id
     anonymous = [s for s in store.list_sessions(station_unit, limit=10) if s.id.startswith("anon-")]
     assert len(anonymous) == 1
@@ -327,6 +337,85 @@ def check_anonymise_keeps_aggregates_without_the_link(
     assert [s.id for s in store.list_sessions(station_unit, limit=10)] == sorted(
         [kept.id, SESSIONS[STAYS]], key=lambda i: i != SESSIONS[STAYS]
     )
+
+
+def _received(*messages: Any) -> list[Received]:
+    return [
+        Received(session_topic(m.station, m.session, m.stream), encode(m), NOW) for m in messages
+    ]
+
+
+def _rr(code: str, session: str, seq: int) -> RrMessage:
+    return RrMessage(
+        schema=1,
+        station="st-1",
+        session=session,
+        stream="rr",
+        seq=seq,
+        sent_at=STARTS[code],
+        clock={"offset_ms": 0.0, "source": "ntp"},
+        device="hrs-1",
+        t0=STARTS[code] + timedelta(minutes=1),
+        source="ppi",
+        t_offset_ms=[0.0, 850.0],
+        rr_ms=[850.0, 851.0],
+    )
+
+
+def check_late_messages_are_discarded(store: SqlStore, tsdb: TimeSeriesStore, work: Path) -> None:
+    """After a withdrawal, nothing of the subject comes back through ingest: not a session an
+    offline outbox delivers late, not a new session a station records, and a placeholder its
+    events created first goes too. Other subjects are untouched; a new consent reopens."""
+    scenario = populate(store, tsdb)
+    withdraw_subject(
+        GONE, WithdrawalMode.DELETE, sql=store, tsdb=tsdb, actor=ADMIN, purpose="withdrawn"
+    )
+    ledger = SqliteSeqLedger(work / "dedupe.sqlite3")
+    quarantine = SqliteQuarantine(work / "quarantine.sqlite3")
+    ingest = Ingest(
+        sinks=[TimeSeriesSink(tsdb), SqlSink(store)],
+        ledger=ledger,
+        quarantine=quarantine,
+        gate=SqlConsentGate(store),
+    )
+    try:
+        # The erased session, delivered again by an outbox that was offline.
+        late = _received(
+            _lifecycle(GONE, "start", 0),
+            _events(GONE),
+            _rr(GONE, SESSIONS[GONE], 0),
+            _lifecycle(GONE, "end", 1),
+        )
+        assert ingest.handle_batch(late) == [Outcome.DISCARDED] * 4
+        assert points_of(tsdb, GONE) == []
+        assert rows_mentioning(store, [GONE, SESSIONS[GONE]], scenario.subject_ids[GONE]) == PROOF
+
+        # A new session recorded for them; its events arrive before its lifecycle.
+        new = "st-1-20261123-0003"
+        start = _lifecycle(GONE, "start", 0).model_copy(update={"session": new})
+        events = _events(GONE).model_copy(update={"session": new})
+        assert ingest.handle_batch(_received(events)) == [Outcome.WRITTEN]  # not known yet
+        assert store.get_session(new).subject_code is None  # a placeholder
+        outcomes = ingest.handle_batch(_received(start, _rr(GONE, new, 0)))
+        assert outcomes == [Outcome.DISCARDED] * 2
+        with pytest.raises(SqlDataError):
+            store.get_session(new)  # the placeholder and its events went with it
+        assert store.session_events(new) == []
+        assert points_of(tsdb, GONE) == []
+        later = events.model_copy(update={"seq": 1})
+        assert ingest.handle_batch(_received(later)) == [Outcome.DISCARDED]
+        assert ingest.counters.discarded == {"consent_withdrawn": 7}
+
+        # The other subject's messages flow as before.
+        assert ingest.handle_batch(_received(_rr(STAYS, SESSIONS[STAYS], 5))) == [Outcome.WRITTEN]
+        # A new consent (they came back) lets new sessions in again.
+        store.grant_consent(GONE, "biofeedback", granted_at=NOW, recorded_by=scenario.admin_id)
+        again = _lifecycle(GONE, "start", 0).model_copy(update={"session": "st-1-20261123-0004"})
+        assert ingest.handle_batch(_received(again)) == [Outcome.WRITTEN]
+        assert store.get_session("st-1-20261123-0004").subject_code == GONE
+    finally:
+        ledger.close()
+        quarantine.close()
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -423,6 +512,12 @@ def test_withdraw_anonymise_keeps_aggregates_without_the_link(
     store: SqlStore, tsdb: SqliteStore
 ) -> None:
     check_anonymise_keeps_aggregates_without_the_link(store, tsdb)
+
+
+def test_late_and_new_messages_of_a_withdrawn_subject_are_discarded(
+    store: SqlStore, tsdb: SqliteStore, tmp_path: Path
+) -> None:
+    check_late_messages_are_discarded(store, tsdb, tmp_path)
 
 
 def test_withdraw_of_an_unknown_subject_is_a_clear_error(
