@@ -1,14 +1,21 @@
-"""Benchmark: what one `shuxin gateway run` sustains from Mosquitto into SQLite and InfluxDB 1.x,
-against what Mosquitto delivers to the C client `mosquitto_sub` for the same load.
+"""Benchmark: what one `shuxin gateway run` sustains from Mosquitto into SQLite, InfluxDB 1.x and
+VictoriaMetrics, against what Mosquitto delivers to the C client `mosquitto_sub` for the same
+load.
 
-Run: .venv/bin/python bench/bench_ingest.py [--messages 2000] [--beats 4]
+Run: .venv/bin/python bench/bench_ingest.py [--messages 2000] [--beats 4] [--sinks ...]
 
-Starts its own Mosquitto and InfluxDB 1.x (the test fixtures in tests/servers) in a temporary
-directory. Load: N QoS 1 ``rr`` messages (``--beats`` beats each, ~400 bytes) from one paho
-publisher as station ``st-a``.
+Starts its own Mosquitto, InfluxDB 1.x and VictoriaMetrics (the test fixtures in tests/servers)
+in a temporary directory. Load: N QoS 1 ``rr`` messages (``--beats`` beats each, ~400 bytes)
+from one paho publisher as station ``st-a``.
 - Throughput: from the first publish until the last message reached the sink (``mosquitto_sub``
-  exited after N messages; every beat counted in the store), then the stored count is checked
-  for zero loss.
+  exited after N messages; every beat counted in the store, polled every ``--poll-ms``), then
+  the stored count is checked for zero loss. The poll is an HTTP query for the servers, so it
+  is kept coarse: polling InfluxDB every 10 ms costs it a good part of a core.
+- VictoriaMetrics makes new rows searchable only when it flushes its in-memory buffers (about
+  once a second) and updates its own counters as lazily, so "stored" there is what its write
+  endpoint accepted (answered success for, which is when the gateway acknowledges), read from
+  the gateway's ``shuxin_gateway_tsdb_points_stored_total``. The zero-loss check afterwards
+  forces a flush and counts through VictoriaMetrics' query API.
 - Latency: a paced phase (``--rate`` messages/s) while a poller counts stored points every
   ``POLL_S``; a message is visible at the first poll whose count includes its beats (the
   gateway stores in arrival order). p50/p99 from publish (monotonic) to that poll; the poll
@@ -39,13 +46,17 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from servers._process import free_ports
 from servers.influxdb1 import InfluxDB1Server
 from servers.mosquitto import MosquittoServer
+from servers.victoriametrics import VictoriaMetricsServer
 
 from shuxin.contract.topics import session_topic
 
 STATION = "st-a"
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+#: Days before today: every sample of a long burst (4 s of beats per message) lies in the past,
+#: where a query at "now" (VictoriaMetrics) finds it.
+T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=7)
 POLL_S = 0.01
 DATABASE = "shuxin_bench"
 
@@ -94,12 +105,12 @@ def _publish_burst(broker: MosquittoServer, session: str, n: int, beats: int) ->
     return start
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float) -> float | None:
+def _wait(predicate: Callable[[], bool], timeout_s: float, poll_s: float = POLL_S) -> float | None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             return None
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
     return time.monotonic()
 
 
@@ -124,18 +135,32 @@ class Gateway:
 
     def __init__(self, broker: MosquittoServer, tsdb: str, data: Path) -> None:
         user, password = broker.credentials(broker.gateway_user)
+        data.mkdir(parents=True, exist_ok=True)
         self.log = data.with_suffix(".log")
         argv = [sys.executable, "-m", "shuxin.cli", "gateway", "run", "--broker", broker.url]
         argv += ["--username", user, "--data", str(data), "--client-id", f"bench-{data.name}"]
         # A group of its own: a stopped gateway's persistent session would otherwise stay in
         # the shared group and Mosquitto would keep queueing its share for it.
         argv += ["--tsdb", tsdb, "--shared-group", f"bench-{data.name}"]
+        # VictoriaMetrics takes any token on its InfluxDB v2 write path.
         env = {**os.environ, "SHUXIN_GATEWAY_PASSWORD": password}
+        env["SHUXIN_GATEWAY_INFLUX_TOKEN"] = "bench"
+        (self.ops_port,) = free_ports(1)
+        env["SHUXIN_GATEWAY_HTTP_PORT"] = str(self.ops_port)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
         ok = _wait(lambda: "subscription" in self.log.read_text(encoding="utf-8"), 30)
         if ok is None:
             raise RuntimeError(f"gateway did not start: {self.log.read_text(encoding='utf-8')}")
+
+    def points_stored(self) -> int:
+        """Points the store accepted (its write answered success), from the gateway's /metrics."""
+        url = f"http://127.0.0.1:{self.ops_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode("utf-8").splitlines():
+                if line.startswith("shuxin_gateway_tsdb_points_stored_total"):
+                    return int(float(line.split()[-1]))
+        return 0
 
     def stop(self) -> None:
         self.process.terminate()
@@ -171,18 +196,42 @@ def influx_counter(server: InfluxDB1Server) -> Callable[[], int]:
     return count
 
 
+def victoriametrics_counter(server: VictoriaMetricsServer) -> Callable[[], int]:
+    """Beats VictoriaMetrics answers a query with, after forcing a flush (zero-loss check)."""
+
+    def searchable() -> int:
+        server.force_flush()
+        query = urllib.parse.urlencode(
+            {"query": "sum(count_over_time(rr_rr_ms[3650d]))", "nocache": "1"}
+        )
+        with urllib.request.urlopen(f"{server.url}/api/v1/query?{query}", timeout=5) as response:
+            result = json.load(response)["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+
+    return searchable
+
+
 def run_sink(
-    name: str, broker: MosquittoServer, tsdb: str, data: Path, count: Callable[[], int], args: Any
+    name: str,
+    broker: MosquittoServer,
+    tsdb: str,
+    data: Path,
+    count: Callable[[], int] | None,
+    args: Any,
+    final_count: Callable[[], int] | None = None,
 ) -> dict[str, float | str]:
+    """``count`` polls the store; None: poll what the gateway says the store accepted."""
     gateway = Gateway(broker, tsdb, data)
+    if count is None:
+        count = gateway.points_stored
     try:
         n, beats = args.messages, args.beats
         start = _publish_burst(broker, "st-a-20261123-0002", n, beats)
-        done = _wait(lambda: count() >= n * beats, 120)
+        done = _wait(lambda: count() >= n * beats, 120, args.poll_ms / 1000)
         elapsed = (done or time.monotonic()) - start
         time.sleep(1.0)  # a duplicate or late write would land now
-        stored = count()
-        latencies = _latency(broker, count, stored, args)
+        stored = (final_count or count)()
+        latencies = _latency(broker, count, count(), args)
         q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
         return {
             "sink": name,
@@ -232,51 +281,84 @@ def _latency(
     return latencies
 
 
+def _target(
+    name: str, data: Path, influx: InfluxDB1Server, vm: VictoriaMetricsServer
+) -> tuple[str, Callable[[], int] | None, Callable[[], int] | None]:
+    """(the gateway's --tsdb URL, the polled counter, the final zero-loss counter) of a sink."""
+    if name == "sqlite":
+        path = data / "timeseries.sqlite3"
+        return f"sqlite:///{path}", sqlite_counter(path), None
+    if name == "influxdb1":
+        return (
+            f"influxdb1://{influx.host}:{influx.http_port}/{DATABASE}",
+            influx_counter(influx),
+            None,
+        )
+    url = f"influxdb2://{vm.host}:{vm.port}?org=shuxin&bucket=shuxin&delete=victoriametrics"
+    return url, None, victoriametrics_counter(vm)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--beats", type=int, default=4)
     parser.add_argument("--latency-messages", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="paced phase, messages/s")
+    parser.add_argument(
+        "--poll-ms", type=float, default=50.0, help="throughput phase: store poll interval"
+    )
+    parser.add_argument(
+        "--sinks",
+        default="sqlite,influxdb1,victoriametrics",
+        help="comma-separated: sqlite, influxdb1, victoriametrics",
+    )
     args = parser.parse_args()
+    sinks = [s.strip() for s in args.sinks.split(",") if s.strip()]
+    unknown = set(sinks) - {"sqlite", "influxdb1", "victoriametrics"}
+    if unknown:
+        parser.error(f"unknown sinks: {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="shuxin-bench-ingest-") as tmp:
         root = Path(tmp)
-        (root / "mosquitto").mkdir()
-        (root / "influxdb1").mkdir()
-        broker = MosquittoServer(root / "mosquitto", stations=(STATION,))
+        for name in ("influxdb1", "victoriametrics"):
+            (root / name).mkdir()
         influx = InfluxDB1Server(root / "influxdb1")
+        vm = VictoriaMetricsServer(root / "victoriametrics")
         rows: list[dict[str, float | str]] = []
         try:
-            broker.launch()
-            influx.launch()
-            influx.create_database(DATABASE)
-            base = baseline(broker, args.messages, args.beats)
+            if "influxdb1" in sinks:
+                influx.launch()
+                influx.create_database(DATABASE)
+            if "victoriametrics" in sinks:
+                vm.launch()
             print(f"load: {args.messages} QoS1 rr messages x {args.beats} beats, one publisher")
-            print(f"mosquitto_sub baseline: {base:,.0f} msg/s")
-            sqlite_path = root / "gw-sqlite" / "timeseries.sqlite3"
-            rows.append(
-                run_sink(
-                    "sqlite", broker, f"sqlite:///{sqlite_path}", root / "gw-sqlite",
-                    sqlite_counter(sqlite_path), args,
+            for name in sinks:
+                # A fresh broker per sink, deployed persistence and logging: no session of an
+                # earlier phase left queueing in it, the baseline measured right before.
+                broker = MosquittoServer(
+                    root / f"mosquitto-{name}", stations=(STATION,), deployed_defaults=True
                 )
-            )  # fmt: skip
-            rows.append(
-                run_sink(
-                    "influxdb1", broker,
-                    f"influxdb1://{influx.host}:{influx.http_port}/{DATABASE}",
-                    root / "gw-influxdb1", influx_counter(influx), args,
-                )
-            )  # fmt: skip
+                (root / f"mosquitto-{name}").mkdir()
+                broker.launch()
+                try:
+                    base = baseline(broker, args.messages, args.beats)
+                    data = root / f"gw-{name}"
+                    data.mkdir()
+                    url, count, final = _target(name, data, influx, vm)
+                    row = run_sink(name, broker, url, data, count, args, final)
+                    row["baseline"] = base
+                    rows.append(row)
+                finally:
+                    broker.close()
         finally:
-            broker.close()
             influx.close()
-        print(f"{'sink':<10} {'msg/s':>8} {'samples/s':>10} {'ratio':>6} {'loss':>5} "
-              f"{'p50 ms':>7} {'p99 ms':>7}")  # fmt: skip
+            vm.close()
+        print(f"{'sink':<16} {'baseline':>8} {'msg/s':>8} {'samples/s':>10} {'ratio':>6} "
+              f"{'loss':>5} {'p50 ms':>7} {'p99 ms':>7}")  # fmt: skip
         for row in rows:
             print(
-                f"{row['sink']:<10} {row['msg_s']:>8,.0f} {row['samples_s']:>10,.0f} "
-                f"{float(row['msg_s']) / base:>6.2f} {row['loss']:>5} "
-                f"{row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f}"
+                f"{row['sink']:<16} {row['baseline']:>8,.0f} {row['msg_s']:>8,.0f} "
+                f"{row['samples_s']:>10,.0f} {float(row['msg_s']) / float(row['baseline']):>6.2f} "
+                f"{row['loss']:>5} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f}"
             )
 
 

@@ -14,6 +14,7 @@ never deletes a user's password except the one being rotated.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import sys
@@ -121,6 +122,8 @@ def write_broker_config(
     tls: TlsFiles | None = None,
     rotate: Sequence[str] = (),
     run_as_user: str | None = None,
+    max_queued_messages: int | None = None,
+    max_queued_bytes: int | None = None,
 ) -> BrokerFiles:
     """Write ``mosquitto.conf``, ``acl``, ``passwd`` and ``credentials`` into ``out_dir``.
 
@@ -177,6 +180,10 @@ def write_broker_config(
         tls=tls,
         run_as_user=run_as_user,
     )
+    if max_queued_messages is not None:
+        config = dataclasses.replace(config, max_queued_messages=max_queued_messages)
+    if max_queued_bytes is not None:
+        config = dataclasses.replace(config, max_queued_bytes=max_queued_bytes)
     conf_text = render_mosquitto_conf(config)
     header = "# shuxin broker credentials: plain-text passwords, keep private (mode 0600).\n"
     _write_private(
@@ -224,6 +231,19 @@ def register(subparsers: Any) -> None:
     config.add_argument("--gateway-user", default=DEFAULT_GATEWAY_USER, metavar="NAME")
     config.add_argument("--rotate", action="append", default=[], metavar="STATION")
     config.add_argument("--run-as", metavar="USER", help="user the broker drops to as root")
+    config.add_argument(
+        "--max-queued-messages",
+        type=int,
+        metavar="N",
+        help="messages held for the gateway while it lags or is down; beyond, Mosquitto drops "
+        "(default 1000000; 0: no limit)",
+    )
+    config.add_argument(
+        "--max-queued-bytes",
+        type=int,
+        metavar="N",
+        help="the same bound in payload bytes (default 1 GiB; 0: no limit)",
+    )
     config.add_argument("--show", action="store_true", help="print the new passwords")
     config.set_defaults(handler=_config)
     parser.set_defaults(handler=lambda _args: (parser.print_help(), 0)[1])
@@ -294,6 +314,8 @@ def _config(args: argparse.Namespace) -> int:
             tls=tls,
             rotate=args.rotate,
             run_as_user=args.run_as,
+            max_queued_messages=args.max_queued_messages,
+            max_queued_bytes=args.max_queued_bytes,
         )
         if args.sql is not None:
             _record_hashes(args.sql, files, stations)

@@ -89,6 +89,16 @@ class MosquittoConfig:
     autosave_on_changes: bool = False
     #: When the broker starts as root it drops to this user (Mosquitto's default: ``mosquitto``).
     run_as_user: str | None = None
+    #: QoS 1 messages held for one client beyond those in flight — the gateway's persistent
+    #: session while it lags behind a burst (an outbox replay) or is down. Mosquitto DROPS what
+    #: exceeds it, and the station already had its PUBACK, so it must cover the longest
+    #: gateway outage (Mosquitto's own default is 1000: seconds of a replay). 0: no limit.
+    max_queued_messages: int = 1_000_000
+    #: The same bound in payload bytes (what it costs in broker memory); 0: no limit.
+    max_queued_bytes: int = 1024**3
+    #: Unacknowledged QoS 1 messages in flight to one client. The gateway acknowledges after
+    #: storing, in batches; Mosquitto's default of 20 keeps those batches tiny.
+    max_inflight_messages: int = 256
 
 
 def validate_station_id(station_id: str) -> str:
@@ -140,6 +150,9 @@ def render_mosquitto_conf(config: MosquittoConfig) -> str:
         raise BrokerConfigError(f"listener port must be 1-65535, got {config.port}")
     if config.autosave_interval < 0:
         raise BrokerConfigError("autosave_interval must be >= 0")
+    for option in ("max_queued_messages", "max_queued_bytes", "max_inflight_messages"):
+        if getattr(config, option) < 0:
+            raise BrokerConfigError(f"{option} must be >= 0 (0: no limit)")
     unknown = set(config.log_types) - _LOG_TYPES
     if unknown or not config.log_types:
         raise BrokerConfigError(f"log_types must be a non-empty subset of {sorted(_LOG_TYPES)}")
@@ -163,6 +176,9 @@ def render_mosquitto_conf(config: MosquittoConfig) -> str:
         "persistence_file mosquitto.db",
         f"autosave_interval {config.autosave_interval}",
         f"autosave_on_changes {'true' if config.autosave_on_changes else 'false'}",
+        f"max_queued_messages {config.max_queued_messages}",
+        f"max_queued_bytes {config.max_queued_bytes}",
+        f"max_inflight_messages {config.max_inflight_messages}",
     ]
     if config.log_file is None:
         lines.append("log_dest stderr")

@@ -30,11 +30,12 @@ Delivery guarantees:
   batches grow with the load without adding latency when idle.
 - **Reconnect** with capped exponential backoff and full jitter.
 
-Broker requirements: the broker queues QoS 1 messages for the offline session only up to its
-limit (Mosquitto ``max_queued_messages``, default 1000, then drops), so the gateway's broker
-needs a limit that covers the longest gateway outage; for MQTT 3.1.1 clients Mosquitto's
-``max_inflight_messages`` (default 20) bounds unacknowledged messages instead of
-``max_in_flight``.
+Broker requirements: the broker queues QoS 1 messages for the session (offline, or behind a
+burst) only up to its limit (Mosquitto ``max_queued_messages``, default 1000, then drops), so
+the gateway's broker needs a limit that covers the longest gateway outage, and Mosquitto's
+``max_inflight_messages`` (default 20) also caps what is in flight to the gateway, which keeps
+batches small. :mod:`shuxin.gateway.broker_config` writes 1,000,000 queued (1 GiB) and 256 in
+flight; see docs/gateway.md for the loss the default caused.
 
 aiomqtt 2.5 has no public manual-acknowledgement API yet (empicano/aiomqtt#345, PR #346); this
 module reaches the paho client for ``manual_ack_set``/``ack`` in exactly two places. It never

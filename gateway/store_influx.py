@@ -412,13 +412,19 @@ class InfluxStore:
         form: list[tuple[str, str]] | None = None,
         content_type: str | None = None,
     ) -> Any:
-        """One HTTP request through the client's pool; returns the urllib3 response."""
+        """One HTTP request through the client's pool; returns the urllib3 response, its body
+        already read (``.data``) and its connection back in the pool.
+
+        Without the release, an unread response keeps its connection checked out and the
+        next request opens a new TCP connection: at ingest rates that was a third of the
+        write path's time.
+        """
         headers = {}
         if form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         elif content_type is not None:
             headers["Content-Type"] = content_type
-        return self._client.api_client.call_api(  # type: ignore[no-untyped-call]
+        response = self._client.api_client.call_api(  # type: ignore[no-untyped-call]
             path,
             method,
             query_params=query,
@@ -428,6 +434,9 @@ class InfluxStore:
             _preload_content=False,
             _return_http_data_only=True,
         )
+        response.data  # noqa: B018  # reads and caches the body
+        response.release_conn()
+        return response
 
 
 #: Latest stop the v2 delete API takes (its timestamps are int64 nanoseconds).

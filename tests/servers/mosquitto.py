@@ -4,7 +4,8 @@ The config comes from :mod:`shuxin.gateway.broker_config`, the same renderer the
 deployment uses. Every station id is also a user; ``gateway`` is a reader of ``shuxin/v1/#``.
 Passwords are random per instance. Persistence writes the database after every change
 (``autosave_on_changes``, interval 1) so a retained message survives a SIGKILL once the broker
-has handled it. Never uses the system service, its config or its port 1883.
+has handled it (``deployed_defaults=True``, for benchmarks: the deployed config's persistence
+and logging instead). Never uses the system service, its config or its port 1883.
 
 With ``tls=True`` the listener speaks MQTT over TLS (``mqtts://``) with a throw-away CA and a
 server certificate for ``127.0.0.1`` made by :mod:`servers.tls_certs`; ``require_certificate``
@@ -13,6 +14,7 @@ also makes it refuse clients without a certificate signed by that CA.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import secrets
@@ -20,6 +22,7 @@ import socket
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shuxin.gateway.broker_config import (
     MosquittoConfig,
@@ -125,6 +128,7 @@ class MosquittoServer(ServerHandle):
         shared: bool = False,
         tls: bool = False,
         require_certificate: bool = False,
+        deployed_defaults: bool = False,
     ) -> None:
         if require_certificate and not tls:
             raise ValueError("require_certificate needs tls=True")
@@ -142,6 +146,9 @@ class MosquittoServer(ServerHandle):
         self.password_path = root / "passwd"
         self.log_path = root / "mosquitto.log"
         self.require_certificate = require_certificate
+        #: Persistence and logging as ``shuxin broker config`` deploys them (benchmarks), not
+        #: the tests' save-after-every-change and log-everything.
+        self.deployed_defaults = deployed_defaults
         self.tls: BrokerTls | None = make_broker_tls(root / "tls") if tls else None
 
     @property
@@ -177,6 +184,13 @@ class MosquittoServer(ServerHandle):
     def _assign_ports(self) -> None:
         (self.port,) = free_ports(1)
 
+    def _persistence_and_logging(self, option: str, for_tests: Any) -> Any:
+        """``for_tests`` (save after every change; log everything, "Denied PUBLISH …" lines
+        included), or with ``deployed_defaults`` the renderer's own default."""
+        if not self.deployed_defaults:
+            return for_tests
+        return {f.name: f.default for f in dataclasses.fields(MosquittoConfig)}[option]
+
     def _make_process(self) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.password_path.write_text(render_password_file(self.users), encoding="utf-8")
@@ -189,9 +203,9 @@ class MosquittoServer(ServerHandle):
             acl_file=self.acl_path,
             data_dir=self.data_dir,
             per_listener_settings=self.per_listener_settings,
-            log_types=("all",),  # includes "Denied PUBLISH …" lines for failing tests
-            autosave_interval=1,
-            autosave_on_changes=True,
+            log_types=self._persistence_and_logging("log_types", ("all",)),
+            autosave_interval=self._persistence_and_logging("autosave_interval", 1),
+            autosave_on_changes=self._persistence_and_logging("autosave_on_changes", True),
             # As root, Mosquitto would drop to the `mosquitto` user, which cannot read the
             # private pytest temp dir: stay the current user.
             run_as_user=getpass.getuser() if os.geteuid() == 0 else None,

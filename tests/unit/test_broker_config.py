@@ -208,6 +208,11 @@ def test_conf_global_auth_listener_and_persistence() -> None:
     assert "persistence_location /srv/broker/data/" in lines
     assert "autosave_interval 1800" in lines
     assert "autosave_on_changes false" in lines
+    # The gateway's persistent session must not overflow during a replay or an outage
+    # (Mosquitto's defaults: 1000 queued, 20 in flight).
+    assert "max_queued_messages 1000000" in lines
+    assert f"max_queued_bytes {1024**3}" in lines
+    assert "max_inflight_messages 256" in lines
     assert "log_dest stderr" in lines
     assert lines[-1] == "listener 18830 127.0.0.1"
     assert lines.index("allow_anonymous false") < lines.index("listener 18830 127.0.0.1")
@@ -294,3 +299,8 @@ def test_conf_options() -> None:
 def test_conf_rejects_unsafe_values(overrides: dict[str, object]) -> None:
     with pytest.raises(BrokerConfigError):
         render_mosquitto_conf(_config(**overrides))
+
+
+def test_conf_refuses_negative_queue_limits() -> None:
+    with pytest.raises(BrokerConfigError, match="max_queued_messages must be >= 0"):
+        render_mosquitto_conf(_config(max_queued_messages=-1))

@@ -146,3 +146,24 @@ def test_missing_database_and_dead_server_are_unavailable(influxdb1: Any) -> Non
     with pytest.raises(StoreQueryError):
         dead.query("rr", station=STATION, **WINDOW)
     dead.close()
+
+
+def test_requests_reuse_one_pooled_connection(store: InfluxStore) -> None:
+    """Writes, reads and pings share one keep-alive connection: an unreleased response would
+    make every request open a new TCP connection (what ingest paid before)."""
+    for seq in range(10):
+        store.write(_rr_points(seq))  # 3 points, batch_size 4: one request each
+        assert store.ping()
+    assert (
+        len(
+            store.query(
+                "rr", station=STATION, start=T0 - timedelta(hours=1), end=T0 + timedelta(hours=1)
+            )
+        )
+        == 30
+    )
+    manager = store._client.api_client.rest_client.pool_manager
+    assert len(manager.pools) == 1
+    pool = manager.connection_from_url(store.settings.url)  # the same pool, not a new one
+    assert len(manager.pools) == 1
+    assert pool.num_connections == 1  # urllib3 counts every connection it ever opened

@@ -103,3 +103,17 @@ def test_missing_tls_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixt
     tls = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
     assert _run([*argv, *tls]) == 2
     assert "TLS file not found" in capsys.readouterr().err
+
+
+def test_queue_limits_default_large_and_can_be_set(tmp_path: Path) -> None:
+    out = tmp_path / "broker"
+    assert _run(["broker", "config", "--out", str(out), "--stations", "st-a"]) == 0
+    conf = (out / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    assert "max_queued_messages 1000000" in conf
+    argv = ["broker", "config", "--out", str(out), "--stations", "st-a"]
+    argv += ["--max-queued-messages", "0", "--max-queued-bytes", "2000000000"]
+    assert _run(argv) == 0
+    conf = (out / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    assert "max_queued_messages 0" in conf
+    assert "max_queued_bytes 2000000000" in conf
+    assert _run([*argv[:-4], "--max-queued-messages", "-5"]) == 2
