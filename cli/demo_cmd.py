@@ -322,8 +322,8 @@ class Demo:
                 self.say(f"  回填 backfill: {stored}/{total} sessions stored")
 
         try:
-            # On Ctrl-C the hook stops the seeding after the session in hand, and the gateway
-            # is closed only after that.
+            # On Ctrl-C the progress hook stops the seeding after the session in hand, and the
+            # gateway is closed only after that.
             await to_thread_settled(
                 seed_gateway,
                 gateway,
@@ -331,6 +331,7 @@ class Demo:
                 phase_scale=HISTORY_PHASE_SCALE,
                 work_dir=self.data / "history-edge",
                 progress=progress,
+                on_cancel=stop.set,  # Ctrl-C: stop after the session in hand, not at the end
             )
         except _StoppedError:
             return stored

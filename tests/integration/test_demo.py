@@ -122,3 +122,36 @@ def test_demo_from_a_clean_dir_to_a_clean_stop(tmp_path: Path) -> None:
             process.wait(10)
         pump.join(10)  # EOF once the demo and its children have exited
         process.stdout.close()
+
+
+def test_ctrl_c_during_the_backfill_stops_at_once_and_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C while history is still being backfilled (minutes with the defaults) stops after
+    the session in hand: no wait for the whole history, no store closed under the worker."""
+    port, console_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shuxin.cli", "demo", "--data", str(tmp_path / "demo"),
+         "--port", str(port), "--console-port", str(console_port), "--weeks", "8",
+         "--subjects", "20", "--seed", "7"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+    assert process.stdout is not None
+    pump = threading.Thread(target=_pump, args=(process.stdout, lines, log), daemon=True)
+    pump.start()
+    try:
+        _wait_for_line(lines, "sessions stored", 120, log)  # the backfill is under way
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, "".join(log[-40:])
+        output = "".join(log)
+        assert "history complete" not in output  # it stopped early, not at the end
+        assert "Traceback" not in output, output[-4000:]
+        assert "closed database" not in output, output[-4000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        pump.join(10)
+        process.stdout.close()
