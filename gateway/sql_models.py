@@ -27,6 +27,7 @@ import this module. ORM rows stay inside :mod:`shuxin.gateway.sql_store`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -367,6 +368,20 @@ Index("ix_session_started_at_id", SessionRow.started_at.desc(), SessionRow.id).d
 Index("ix_session_started_at_id", SessionRow.started_at.desc().nulls_last(), SessionRow.id).ddl_if(
     dialect="postgresql"
 )
+
+
+def for_dialect(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic ``include_object`` hook: leave out the schema items declared for another
+    dialect (``ddl_if``, e.g. the two ``ix_session_started_at_id``), so a schema comparison
+    sees exactly the one this database has. Without it Alembic keys both by their shared name
+    and compares whichever its set iteration yields first."""
+
+    def include(item: Any, _name: str | None, _type: str, reflected: bool, _other: Any) -> bool:
+        # ``_ddl_if`` is where SQLAlchemy keeps ``ddl_if()``'s arguments (no public reader).
+        condition = getattr(item, "_ddl_if", None)
+        return reflected or condition is None or condition.dialect in (None, dialect)
+
+    return include
 
 
 class SessionPhaseRow(Base):

@@ -15,7 +15,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, TypeDecorator
 
-from shuxin.gateway.sql_models import Base
+from shuxin.gateway.sql_models import Base, for_dialect
 
 
 def _render_item(kind: str, item: Any, _autogen_context: AutogenContext) -> str | Literal[False]:
@@ -32,6 +32,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=for_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -60,6 +60,7 @@ from shuxin.gateway.sql_models import (
     RatingWhen,
     Role,
     SessionStatus,
+    for_dialect,
 )
 from shuxin.gateway.sql_settings import SqlSettings
 from shuxin.gateway.sql_store import (
@@ -303,7 +304,11 @@ def test_migrations_from_empty_produce_exactly_the_models_schema(empty_db_url: s
         assert current_revision(engine) == head_revision()
         upgrade(engine)  # already at head: nothing to do
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            opts = {
+                "compare_type": True,
+                "include_object": for_dialect(connection.dialect.name),
+            }
+            context = MigrationContext.configure(connection, opts=opts)
             assert compare_metadata(context, Base.metadata) == []
         assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {
             "alembic_version"
