@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import aiomqtt
 import httpx
 import pytest
 from pydantic import SecretStr
+from servers.messages import rr_payload
 
 from shuxin.contract.topics import session_topic
 from shuxin.edge.agent import build_agent
@@ -43,22 +44,7 @@ FAKE_NAME = "Fakename Testperson"
 
 
 def _rr(seq: int) -> bytes:
-    return json.dumps(
-        {
-            "schema": 1,
-            "station": STATION,
-            "session": SESSION,
-            "stream": "rr",
-            "seq": seq,
-            "sent_at": (T0 + timedelta(seconds=seq)).isoformat(),
-            "clock": {"offset_ms": 0.0, "source": "ntp"},
-            "device": "hrs-1",
-            "t0": (T0 + timedelta(seconds=seq)).isoformat(),
-            "source": "sim",
-            "t_offset_ms": [0.0, 400.0],
-            "rr_ms": [800.0 + seq % 7, 810.0],
-        }
-    ).encode()
+    return rr_payload(STATION, SESSION, seq, T0, [800.0 + seq % 7, 810.0])
 
 
 def _hostile_payloads() -> list[tuple[str, bytes]]:

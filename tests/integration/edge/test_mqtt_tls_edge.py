@@ -17,10 +17,11 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from servers.messages import rr_payload
 from servers.tls_certs import TestCA
 
-from shuxin.contract.codec import decode, encode
-from shuxin.contract.messages import ClockInfo, LifecycleMessage, RrMessage
+from shuxin.contract.codec import decode
+from shuxin.contract.messages import LifecycleMessage, RrMessage
 from shuxin.contract.topics import SessionTopic, session_topic
 from shuxin.edge.outbox import Outbox
 from shuxin.edge.outbox_publisher import BrokerSettings, OutboxPublisher
@@ -36,23 +37,7 @@ FAST = Backoff(initial_s=0.1, cap_s=0.5)
 
 
 def _rr_payload(seq: int) -> bytes:
-    now = datetime.now(UTC)
-    return encode(
-        RrMessage(
-            schema_=1,
-            station=STATION,
-            session=SESSION,
-            seq=seq,
-            sent_at=now,
-            clock=ClockInfo(offset_ms=0.0, source="ntp"),
-            device="hrs-1",
-            t0=now,
-            stream="rr",
-            source="sim",
-            t_offset_ms=[0.0],
-            rr_ms=[800.0 + seq],
-        )
-    )
+    return rr_payload(STATION, SESSION, seq, datetime.now(UTC), [800.0 + seq])
 
 
 async def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

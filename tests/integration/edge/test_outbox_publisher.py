@@ -14,9 +14,10 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from servers.messages import rr_payload
 
-from shuxin.contract.codec import decode, encode
-from shuxin.contract.messages import ClockInfo, RrMessage, StationStatus
+from shuxin.contract.codec import decode
+from shuxin.contract.messages import RrMessage, StationStatus
 from shuxin.contract.topics import SessionTopic, session_topic
 from shuxin.edge.outbox import Outbox
 from shuxin.edge.outbox_publisher import BrokerSettings, OutboxPublisher
@@ -30,23 +31,7 @@ TOPIC = session_topic(STATION, SESSION, "rr")
 
 
 def _rr_payload(seq: int) -> bytes:
-    now = datetime.now(UTC)
-    return encode(
-        RrMessage(
-            schema_=1,
-            station=STATION,
-            session=SESSION,
-            seq=seq,
-            sent_at=now,
-            clock=ClockInfo(offset_ms=0.0, source="ntp"),
-            device="hrs-1",
-            t0=now,
-            stream="rr",
-            source="sim",
-            t_offset_ms=[0.0],
-            rr_ms=[800.0 + seq % 50],
-        )
-    )
+    return rr_payload(STATION, SESSION, seq, datetime.now(UTC), [800.0 + seq % 50])
 
 
 class Collector:

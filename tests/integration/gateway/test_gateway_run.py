@@ -17,6 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from servers.messages import rr_payload
 
 from shuxin.contract.topics import session_topic
 from shuxin.gateway.store_sqlite import SqliteStore
@@ -30,22 +31,7 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def _rr(seq: int) -> bytes:
-    return json.dumps(
-        {
-            "schema": 1,
-            "station": STATION,
-            "session": SESSION,
-            "stream": "rr",
-            "seq": seq,
-            "sent_at": (T0 + timedelta(seconds=seq)).isoformat(),
-            "clock": {"offset_ms": 0.0, "source": "ntp"},
-            "device": "hrs-1",
-            "t0": (T0 + timedelta(seconds=seq)).isoformat(),
-            "source": "sim",
-            "t_offset_ms": [0.0, 400.0],
-            "rr_ms": [800.0 + seq % 7, 810.0],
-        }
-    ).encode()
+    return rr_payload(STATION, SESSION, seq, T0, [800.0 + seq % 7, 810.0])
 
 
 def _start_gateway(broker: Any, data: Path, log: Path) -> subprocess.Popen[bytes]:

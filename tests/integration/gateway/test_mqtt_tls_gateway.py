@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from servers.messages import rr_payload
 from servers.tls_certs import TestCA
 
 from shuxin.contract.topics import session_topic
@@ -32,22 +32,7 @@ FAST = Backoff(initial_s=0.05, cap_s=0.3)
 
 
 def _rr(seq: int) -> bytes:
-    return json.dumps(
-        {
-            "schema": 1,
-            "station": STATION,
-            "session": SESSION,
-            "stream": "rr",
-            "seq": seq,
-            "sent_at": (T0 + timedelta(seconds=seq)).isoformat(),
-            "clock": {"offset_ms": 0.0, "source": "ntp"},
-            "device": "hrs-1",
-            "t0": (T0 + timedelta(seconds=seq)).isoformat(),
-            "source": "sim",
-            "t_offset_ms": [0.0, 400.0],
-            "rr_ms": [800.0, 810.0],
-        }
-    ).encode()
+    return rr_payload(STATION, SESSION, seq, T0)
 
 
 async def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
